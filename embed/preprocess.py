@@ -1,0 +1,98 @@
+"""Model input preparation shared by ingest workers and queries (PIL + numpy, no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from artefact.embed.images import DEFAULT_MAX_PIXELS, ImageSource, load_image
+
+_RESAMPLE = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How a model wants its pixels; mirrors open_clip's preprocess config keys."""
+
+    size: int = 224
+    mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+    interpolation: str = "bicubic"
+    resize_mode: str = "shortest"  # shortest (+ centre crop) | longest (+ pad) | squash
+    fill_color: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("extra")
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PreprocessConfig":
+        size = d.get("size", 224)
+        if isinstance(size, (list, tuple)):
+            size = int(size[0])
+        return cls(
+            size=int(size),
+            mean=tuple(float(x) for x in d.get("mean", cls.mean)),  # type: ignore[arg-type]
+            std=tuple(float(x) for x in d.get("std", cls.std)),  # type: ignore[arg-type]
+            interpolation=str(d.get("interpolation", "bicubic")),
+            resize_mode=str(d.get("resize_mode", "shortest")),
+            fill_color=int(d.get("fill_color", 0)),
+        )
+
+
+def prepare(img: Image.Image, cfg: PreprocessConfig) -> np.ndarray:
+    """Resize and crop an RGB image to the model's square input as uint8 HxWx3."""
+    resample = _RESAMPLE.get(cfg.interpolation, Image.Resampling.BICUBIC)
+    s = cfg.size
+    w, h = img.size
+    if cfg.resize_mode == "squash":
+        out = img.resize((s, s), resample)
+    elif cfg.resize_mode == "longest":
+        scale = s / max(w, h)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        fill = (cfg.fill_color,) * 3
+        out = Image.new("RGB", (s, s), fill)
+        out.paste(img.resize((nw, nh), resample), ((s - nw) // 2, (s - nh) // 2))
+    else:
+        scale = s / min(w, h)
+        nw, nh = max(s, round(w * scale)), max(s, round(h * scale))
+        resized = img.resize((nw, nh), resample)
+        left, top = (nw - s) // 2, (nh - s) // 2
+        out = resized.crop((left, top, left + s, top + s))
+    return np.asarray(out, dtype=np.uint8)
+
+
+def load_for_model(
+    source: ImageSource,
+    cfg: PreprocessConfig,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int | None = None,
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode a photo and prepare it for the model.
+
+    Returns:
+        The uint8 model input and the photo's full (width, height) upright.
+    """
+    img = load_image(source, max_pixels=max_pixels, min_side=2 * cfg.size, max_bytes=max_bytes)
+    return prepare(img, cfg), img.info.get("original_size", img.size)
+
+
+def normalise_batch(arrays: list[np.ndarray], cfg: PreprocessConfig) -> np.ndarray:
+    """Stack uint8 HxWx3 inputs into a float32 NCHW batch normalised by mean/std."""
+    batch = np.stack(arrays).astype(np.float32) / 255.0
+    mean = np.asarray(cfg.mean, dtype=np.float32)
+    std = np.asarray(cfg.std, dtype=np.float32)
+    batch = (batch - mean) / std
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
