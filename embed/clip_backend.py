@@ -161,7 +161,7 @@ def load_open_clip(spec: ModelSpec, options: LoadOptions) -> Embedder:
         has_text=has_text,
     )
     log.info("loaded %s on %s (dim %d)", description.label(), device, dim)
-    return Embedder(description, image_forward, text_forward if has_text else None, device, options.batch_size)
+    return Embedder(description, image_forward, text_forward if has_text else None, device, options.batch_size, model)
 
 
 def _output_dim(model: Any, preprocess: dict[str, Any], device: str) -> int:

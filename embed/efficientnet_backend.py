@@ -102,4 +102,4 @@ def load_efficientnet_lite0(spec: ModelSpec, options: LoadOptions) -> Embedder:
         extra={"pooling": f"GeM p={GEM_P}"},
     )
     log.info("loaded %s on %s", description.label(), device)
-    return Embedder(description, image_forward, None, device, options.batch_size)
+    return Embedder(description, image_forward, None, device, options.batch_size, model)

@@ -30,6 +30,7 @@ class Embedder:
         text_forward: maps a list of strings to (N, dim) features, or None.
         device: torch device string.
         batch_size: images per forward pass.
+        module: the underlying torch module (to save a checkpoint, inspect weights).
     """
 
     def __init__(
@@ -39,7 +40,9 @@ class Embedder:
         text_forward: Callable[[list[str]], Any] | None,
         device: str,
         batch_size: int = 32,
+        module: Any = None,
     ) -> None:
+        self.module = module
         self.description = description
         self.preprocess = PreprocessConfig.from_dict(description.preprocess)
         self._image_forward = image_forward
