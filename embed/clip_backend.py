@@ -9,6 +9,9 @@ from typing import Any
 from artefact.embed.embedder import Embedder
 from artefact.embed.errors import ModelUnavailableError
 from artefact.embed.models import (
+    DEFAULT_MODEL,
+    DEFAULT_PRETRAINED,
+    DEFAULT_TAG,
     OPEN_CLIP,
     LoadOptions,
     ModelDescription,
@@ -120,6 +123,10 @@ def load_open_clip(spec: ModelSpec, options: LoadOptions) -> Embedder:
     import torch
 
     register_model_configs(options.config_dir)
+    if spec.pretrained == DEFAULT_TAG:
+        tags = open_clip.list_pretrained_tags_by_model(spec.model_name)
+        preferred = DEFAULT_PRETRAINED if spec.model_name == DEFAULT_MODEL else (tags[0] if tags else None)
+        spec = ModelSpec(spec.backend, spec.model_name, preferred)
     if not spec.model_name.startswith(LOCAL_DIR) and open_clip.get_model_config(spec.model_name) is None:
         raise ModelUnavailableError(
             f"unknown open_clip model {spec.model_name!r}; see `python -c \"import open_clip; "
@@ -137,8 +144,10 @@ def load_open_clip(spec: ModelSpec, options: LoadOptions) -> Embedder:
             device=device,
             force_preprocess_cfg=overrides or None,
         )
-    except (RuntimeError, ValueError, OSError, KeyError) as exc:
-        raise ModelUnavailableError(f"cannot build {spec.label()}: {exc}") from exc
+    except Exception as exc:  # a bad checkpoint raises many types (EOFError, IndexError, SafetensorError...)
+        raise ModelUnavailableError(
+            f"cannot build {spec.label()} from {weights or 'random init'}: {type(exc).__name__}: {exc}"
+        ) from exc
     model.eval()
     preprocess = open_clip.get_model_preprocess_cfg(model)
     tokenizer = open_clip.get_tokenizer(spec.model_name)

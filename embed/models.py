@@ -26,6 +26,7 @@ BACKENDS = (OPEN_CLIP, EFFICIENTNET_LITE0)
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 RANDOM_INIT = "random-init"
+DEFAULT_TAG = "default"  # resolved at load to the model's preferred open_clip tag
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,69 @@
+"""Settings from ARTEFACT_* environment variables, overridden by command-line flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from artefact.embed.images import DEFAULT_MAX_PIXELS
+from artefact.embed.models import (
+    EFFICIENTNET_LITE0,
+    OFFLINE_FALLBACK_SPEC,
+    OPEN_CLIP,
+    LoadOptions,
+    ModelSpec,
+    DEFAULT_MODEL,
+    DEFAULT_TAG,
+)
+
+
+def default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "artefact-search"
+
+
+class Settings(BaseSettings):
+    """One installation's configuration; built by the CLI entry point, passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="ARTEFACT_", extra="ignore")
+
+    home: Path = default_home()
+    backend: str | None = None  # open_clip | efficientnet_lite0; unset = default CLIP with offline fallback
+    model: str | None = None
+    pretrained: str | None = None
+    model_config_dir: Path | None = None
+    device: str = "auto"
+    threads: int | None = None
+    batch_size: int = 32
+    workers: int | None = None
+    offline: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    match_threshold: float | None = None
+
+    def explicit_spec(self) -> ModelSpec | None:
+        """The model the user named, or None to mean 'the default (may fall back)'."""
+        if not (self.backend or self.model or self.pretrained):
+            return None
+        backend = self.backend or (EFFICIENTNET_LITE0 if self.model and "efficientnet" in self.model else OPEN_CLIP)
+        if backend == EFFICIENTNET_LITE0:
+            name = self.model or OFFLINE_FALLBACK_SPEC.model_name
+            default_weights = OFFLINE_FALLBACK_SPEC.pretrained
+        else:
+            name = self.model or DEFAULT_MODEL
+            default_weights = DEFAULT_TAG  # the model's preferred open_clip tag
+        pretrained = self.pretrained if self.pretrained is not None else default_weights
+        if pretrained and pretrained.lower() in ("none", "random", "random-init"):
+            pretrained = None
+        return ModelSpec(backend, name, pretrained)
+
+    def load_options(self) -> LoadOptions:
+        return LoadOptions(
+            cache_dir=self.home / "models",
+            allow_download=not self.offline,
+            device=self.device,
+            threads=self.threads,
+            batch_size=self.batch_size,
+            config_dir=self.model_config_dir,
+        )

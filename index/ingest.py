@@ -1,0 +1,318 @@
+"""Bulk ingest: stream a manifest, decode photos in worker processes, embed in batches, commit resumably."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import multiprocessing as mp
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from artefact.embed.errors import ArtefactError, ImageError
+from artefact.embed.images import DEFAULT_MAX_PIXELS
+from artefact.embed.models import ModelDescription
+from artefact.embed.preprocess import PreprocessConfig, load_for_model
+from artefact.index.catalogue import KnownImage
+from artefact.index.library import Library
+from artefact.index.manifest import read_manifest, resolve_images
+
+log = logging.getLogger(__name__)
+
+
+class IngestEmbedder(Protocol):
+    description: ModelDescription
+    preprocess: PreprocessConfig
+
+    def embed_prepared(self, arrays: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass
+class Problem:
+    object_id: str
+    file: str
+    problem: str
+    kind: str = "error"  # error (skipped) | warning (indexed anyway)
+
+
+@dataclass
+class IngestReport:
+    objects_created: int = 0
+    objects_updated: int = 0
+    objects_unchanged: int = 0
+    images_added: int = 0
+    images_replaced: int = 0
+    images_unchanged: int = 0
+    images_failed: int = 0
+    duplicates: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+    report_path: str | None = None
+
+    @property
+    def images_per_second(self) -> float:
+        done = self.images_added + self.images_replaced
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "objects_created": self.objects_created,
+            "objects_updated": self.objects_updated,
+            "objects_unchanged": self.objects_unchanged,
+            "images_added": self.images_added,
+            "images_replaced": self.images_replaced,
+            "images_unchanged": self.images_unchanged,
+            "images_failed": self.images_failed,
+            "duplicates": self.duplicates,
+            "seconds": round(self.seconds, 2),
+            "images_per_second": round(self.images_per_second, 1),
+            "report": self.report_path,
+            "problems": [p.__dict__ for p in self.problems],
+        }
+
+
+@dataclass
+class _Task:
+    object_id: str
+    object_pk: int
+    ref: str
+    path: Path
+    known: KnownImage | None
+    mtime_ns: int
+
+
+def decode_file(path: str, cfg: PreprocessConfig, max_pixels: int) -> tuple[Any, ...]:
+    """Worker-side: read, hash, decode and prepare one photo. Never raises for bad images."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return ("error", f"cannot read file ({exc.strerror or exc})")
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        arr, (w, h) = load_for_model(data, cfg, max_pixels=max_pixels)
+    except ImageError as exc:
+        reason = str(exc).replace("uploaded photo: ", "")
+        return ("error", reason, sha)
+    return ("ok", sha, len(data), arr, int(w), int(h))
+
+
+class _Decoder:
+    """Ordered, bounded pipeline of decode jobs; in-process when workers == 0."""
+
+    def __init__(self, workers: int, cfg: PreprocessConfig, max_pixels: int, inflight: int) -> None:
+        self.cfg, self.max_pixels = cfg, max_pixels
+        self.pool = mp.get_context("spawn").Pool(workers) if workers > 0 else None
+        self.inflight = max(1, inflight)
+
+    def run(self, tasks: Iterator[_Task]) -> Iterator[tuple[_Task, tuple[Any, ...]]]:
+        if self.pool is None:
+            for t in tasks:
+                yield t, decode_file(str(t.path), self.cfg, self.max_pixels)
+            return
+        queue: deque[tuple[_Task, Any]] = deque()
+        for t in tasks:
+            queue.append((t, self.pool.apply_async(decode_file, (str(t.path), self.cfg, self.max_pixels))))
+            if len(queue) >= self.inflight:
+                task, res = queue.popleft()
+                yield task, res.get()
+        while queue:
+            task, res = queue.popleft()
+            yield task, res.get()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
+def count_image_refs(manifest: Path) -> int:
+    """Cheap first pass for the progress bar's total (folders count once)."""
+    try:
+        return sum(max(1, len(r.images)) for r in read_manifest(manifest))
+    except ArtefactError:
+        return 0
+
+
+def ingest_manifest(
+    library: Library,
+    embedder: IngestEmbedder,
+    manifest: Path,
+    images_root: Path,
+    *,
+    workers: int | None = None,
+    batch_size: int = 64,
+    save_every_s: float = 30.0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    actor: str = "cli",
+    progress: bool = True,
+    on_batch: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Index every object and photo of a manifest; only new or changed photos are embedded.
+
+    Safe to kill at any point: each batch commits atomically in SQLite (vectors
+    included) and the FAISS file is reconciled from it on the next open.
+
+    Args:
+        workers: decoding processes (default: cores - 1; 0 decodes in-process).
+        batch_size: photos per model forward pass and per catalogue commit.
+        save_every_s: how often the FAISS file is rewritten during a long run.
+        on_batch: called with the number of photos committed so far (tests, progress UIs).
+
+    Raises:
+        IndexMismatchError: the library was built with another model.
+        ManifestError: unreadable manifest.
+    """
+    started = time.perf_counter()
+    report = IngestReport()
+    images_root = Path(images_root)
+    library.bind_model(embedder.description)
+    cfg = embedder.preprocess
+    if workers is None:
+        workers = max(1, (os.cpu_count() or 2) - 1)
+    bar = _progress(count_image_refs(manifest) if progress else 0, progress)
+    catalogue = library.catalogue
+    batch: list[tuple[_Task, tuple[Any, ...]]] = []
+    committed = 0
+    last_save = time.monotonic()
+
+    def flush() -> None:
+        nonlocal committed, last_save
+        if not batch:
+            return
+        xb = embedder.embed_prepared([r[3] for _, r in batch])
+        new_ids, old_ids = [], []
+        with catalogue.transaction():
+            for (task, (_, sha, size, _arr, w, h)), vec in zip(batch, xb):
+                if task.known is not None:
+                    catalogue.remove_image(task.known.image_id)
+                    old_ids.append(task.known.image_id)
+                    report.images_replaced += 1
+                else:
+                    report.images_added += 1
+                for other_id, other_obj in catalogue.images_with_sha(sha):
+                    report.duplicates += 1
+                    report.problems.append(
+                        Problem(task.object_id, task.ref, f"same photo as image {other_id} of object {other_obj}", "warning")
+                    )
+                    break
+                new_ids.append(catalogue.add_image(task.object_pk, str(task.path), sha, size, task.mtime_ns, w, h, vec))
+        # The catalogue is committed; the in-memory index follows (a kill here is reconciled on open).
+        library.vectors.remove(np.asarray(old_ids, dtype=np.int64))
+        library.add_vectors(np.asarray(new_ids, dtype=np.int64), xb)
+        committed += len(batch)
+        bar.update(len(batch))
+        batch.clear()
+        if on_batch is not None:
+            on_batch(committed)
+        if time.monotonic() - last_save > save_every_s:
+            library.save()
+            last_save = time.monotonic()
+
+    decoder = _Decoder(workers, cfg, max_pixels, inflight=max(2 * batch_size, 8 * workers))
+    with library.writing():
+        library.vectors  # load and reconcile before the first batch
+        try:
+            for task, result in decoder.run(_tasks(library, manifest, images_root, report, bar)):
+                if result[0] == "error":
+                    report.images_failed += 1
+                    report.problems.append(Problem(task.object_id, task.ref, result[1]))
+                    bar.update(1)
+                    continue
+                if task.known is not None and task.known.sha256 == result[1]:
+                    catalogue.touch_image(task.known.image_id, task.mtime_ns)  # only the timestamp moved
+                    report.images_unchanged += 1
+                    bar.update(1)
+                    continue
+                batch.append((task, result))
+                if len(batch) >= batch_size:
+                    flush()
+            flush()
+        finally:
+            decoder.close()
+            bar.close()
+            library.save()
+    report.seconds = time.perf_counter() - started
+    report.report_path = _write_problems(library.home, report.problems)
+    return report
+
+
+def _tasks(library: Library, manifest: Path, root: Path, report: IngestReport, bar: Any) -> Iterator[_Task]:
+    catalogue = library.catalogue
+    seen_objects: set[str] = set()
+    for row in read_manifest(manifest):
+        if row.record is None:
+            report.problems.append(Problem("", f"{manifest.name}:{row.line}", row.problem or "bad row"))
+            continue
+        oid = row.record.object_id
+        try:
+            with catalogue.transaction():
+                pk, change = catalogue.upsert_object(row.record)
+                if change != "unchanged":
+                    catalogue.log_change("ingest", change, oid, {"manifest": str(manifest), "line": row.line})
+        except ArtefactError as exc:
+            report.problems.append(Problem(oid, f"{manifest.name}:{row.line}", str(exc)))
+            bar.update(max(1, len(row.images)))
+            continue
+        if oid not in seen_objects:  # a later row with the same id adds photos, not a second object
+            seen_objects.add(oid)
+            setattr(report, f"objects_{change}", getattr(report, f"objects_{change}") + 1)
+        if not row.images:
+            report.problems.append(Problem(oid, "", "object has no photos listed", "warning"))
+            continue
+        known = catalogue.known_images(pk)
+        for ref, path, problem in resolve_images(row.images, root):
+            if path is None:
+                report.images_failed += 1
+                report.problems.append(Problem(oid, ref, problem or "unusable path"))
+                bar.update(1)
+                continue
+            try:
+                st = path.stat()
+            except OSError as exc:
+                report.images_failed += 1
+                report.problems.append(Problem(oid, ref, f"cannot read file ({exc.strerror or exc})"))
+                continue
+            k = known.get(str(path))
+            if k is not None and k.size_bytes == st.st_size and k.mtime_ns == st.st_mtime_ns:
+                report.images_unchanged += 1  # same size and time as when indexed: not re-read
+                bar.update(1)
+                continue
+            yield _Task(oid, pk, ref, path, k, st.st_mtime_ns)
+
+
+def _write_problems(home: Path, problems: list[Problem]) -> str | None:
+    if not problems:
+        return None
+    folder = home / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"ingest-{stamp}.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["kind", "object_id", "file", "problem"])
+        for p in problems:
+            w.writerow([p.kind, p.object_id, p.file, p.problem])
+    return str(path)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, unit="img", desc="indexing", smoothing=0.1, dynamic_ncols=True)

@@ -1,0 +1,223 @@
+"""A Library is one installation's data: the SQLite catalogue, the FAISS index beside it, and their model."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from artefact.embed.errors import CatalogueError, IndexMismatchError
+from artefact.embed.models import ModelDescription
+from artefact.index.catalogue import Catalogue
+from artefact.index.vectors import VectorIndex, manifest_path
+
+log = logging.getLogger(__name__)
+
+CATALOGUE_FILE = "catalogue.sqlite"
+INDEX_FILE = "vectors.faiss"
+LOCK_FILE = ".write.lock"
+
+
+class Library:
+    """Catalogue + vector index of one home folder, kept consistent with each other.
+
+    SQLite holds every vector, so the FAISS file is a cache: when a run was killed
+    between a catalogue commit and an index save, opening reconciles the two by id.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.catalogue = Catalogue(self.home / CATALOGUE_FILE)
+        self.index_path = self.home / INDEX_FILE
+        self._vectors: VectorIndex | None = None
+        self._lock_fd: int | None = None
+
+    def close(self) -> None:
+        self.catalogue.close()
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- model binding --------------------------------------------------------
+    @property
+    def model(self) -> ModelDescription | None:
+        d = self.catalogue.model()
+        return ModelDescription.from_dict(d) if d else None
+
+    def check_model(self, description: ModelDescription) -> None:
+        """Refuse a model other than the one that built this index.
+
+        Raises:
+            IndexMismatchError: the vectors would not be comparable.
+        """
+        existing = self.model
+        if existing is not None and existing.identity() != description.identity():
+            raise IndexMismatchError(
+                f"the index in {self.home} was built with {existing.label()} "
+                f"(dim {existing.dim}, weights {existing.weights_sha256[:12]}), but the model "
+                f"loaded is {description.label()} (dim {description.dim}, weights "
+                f"{description.weights_sha256[:12]}). Vectors of different models cannot be "
+                "compared: use the index's own model (leave --model/--pretrained unset), or "
+                "build a new index in another --home."
+            )
+
+    def bind_model(self, description: ModelDescription) -> None:
+        self.check_model(description)
+        if self.model is None:
+            with self.catalogue.transaction():
+                self.catalogue.set_model(description.to_dict())
+            if self._vectors is not None and self._vectors.dim != description.dim:
+                self._vectors = VectorIndex(description.dim)
+
+    # -- writer lock ------------------------------------------------------------
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Exclusive writer lock across processes (two ingests must not interleave)."""
+        fd = os.open(str(self.home / LOCK_FILE), os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise CatalogueError(
+                    f"another process is writing to {self.home}; wait for it to finish"
+                ) from exc
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    # -- vectors ----------------------------------------------------------------
+    @property
+    def vectors(self) -> VectorIndex:
+        if self._vectors is None:
+            self._vectors = self._load_vectors()
+        return self._vectors
+
+    def _load_vectors(self) -> VectorIndex:
+        model = self.model
+        generation = self.catalogue.generation
+        if self.index_path.is_file() and manifest_path(self.index_path).is_file():
+            vectors, manifest = VectorIndex.load(self.index_path)
+            if model is not None and manifest.get("dim") != model.dim:
+                raise IndexMismatchError(
+                    f"{self.index_path} holds {manifest.get('dim')}-d vectors but the catalogue's "
+                    f"model makes {model.dim}-d ones; remove the file to rebuild it from the catalogue"
+                )
+            if manifest.get("generation") == generation:
+                return vectors
+            log.info("vector index is behind the catalogue; reconciling")
+            self._reconcile(vectors)
+            self._vectors = vectors
+            self.save()
+            return vectors
+        vectors = VectorIndex(model.dim if model else 0)
+        if model is not None:
+            self._reconcile(vectors)
+            self._vectors = vectors
+            self.save()
+        return vectors
+
+    def _reconcile(self, vectors: VectorIndex) -> dict[str, int]:
+        """Make the FAISS ids equal the catalogue's image ids, from the stored vectors."""
+        have = vectors.ids()
+        want = self.catalogue.image_ids()
+        extra = np.setdiff1d(have, want, assume_unique=True)
+        missing = np.setdiff1d(want, have, assume_unique=True)
+        vectors.remove(extra)
+        if len(missing):
+            # A fresh index streams every stored vector; a stale one fetches only what it lacks.
+            source = self.catalogue.vectors(None if len(missing) == len(want) else missing.tolist())
+            for ids, mat in source:
+                keep = np.isin(ids, missing)
+                vectors.add(ids[keep], mat[keep])
+        if len(extra) or len(missing):
+            log.warning(
+                "reconciled vector index with catalogue: %d vectors added, %d removed",
+                len(missing),
+                len(extra),
+            )
+        return {"added": int(len(missing)), "removed": int(len(extra))}
+
+    def save(self) -> None:
+        """Persist the FAISS index with a manifest naming model, counts and catalogue generation."""
+        if self._vectors is None:
+            return
+        model = self.model
+        self._vectors.save(
+            self.index_path,
+            {
+                "generation": self.catalogue.generation,
+                "model": model.to_dict() if model else None,
+                "objects": self.catalogue.counts()["objects"],
+            },
+        )
+
+    # -- edits ------------------------------------------------------------------
+    def add_vectors(self, ids: np.ndarray, xb: np.ndarray) -> None:
+        self.vectors.add(ids, xb)
+
+    def remove_object(self, object_id: str, actor: str = "cli") -> int:
+        """Delete an object, its photos and their vectors; returns the number of vectors removed."""
+        vectors = self.vectors
+        with self.catalogue.transaction():
+            record = self.catalogue.get_object(object_id)
+            ids = self.catalogue.remove_object(object_id)
+            self.catalogue.log_change(actor, "remove", object_id, {"record": record.to_dict(), "images": len(ids)})
+        removed = vectors.remove(np.asarray(ids, dtype=np.int64))
+        self.save()
+        return removed
+
+    def set_status(self, object_id: str, status: str, actor: str = "cli") -> str:
+        """Change an object's status (vectors stay: filters decide what searches see)."""
+        with self.catalogue.transaction():
+            before = self.catalogue.set_status(object_id, status)
+            self.catalogue.log_change(actor, "set-status", object_id, {"from": before, "to": status.lower()})
+        return before
+
+    # -- reports ----------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        model = self.model
+        return {
+            "home": str(self.home),
+            **self.catalogue.counts(),
+            "vectors": self.vectors.ntotal,
+            "model": model.to_dict() if model else None,
+            "index_file": str(self.index_path),
+            "index_bytes": self.index_path.stat().st_size if self.index_path.is_file() else 0,
+            "catalogue_bytes": self.catalogue.path.stat().st_size,
+            "generation": self.catalogue.generation,
+        }
+
+    def check(self) -> list[str]:
+        """Consistency problems between catalogue, index and stored vectors (empty = healthy)."""
+        problems = self.catalogue.integrity_problems()
+        have = self.vectors.ids()
+        want = self.catalogue.image_ids()
+        if len(have) != len(np.unique(have)):
+            problems.append("vector index holds duplicate ids")
+        missing = np.setdiff1d(want, have)
+        extra = np.setdiff1d(have, want)
+        if len(missing):
+            problems.append(f"{len(missing)} catalogue images have no vector in the index")
+        if len(extra):
+            problems.append(f"{len(extra)} vectors in the index belong to no catalogue image")
+        model = self.model
+        for ids, mat in self.catalogue.vectors():
+            if model is not None and mat.shape[1] != model.dim:
+                problems.append(f"stored vectors of dimension {mat.shape[1]}, model says {model.dim}")
+                break
+            present = np.isin(ids, have)
+            if present.any():
+                diff = np.abs(self.vectors.reconstruct(ids[present]) - mat[present]).max()
+                if diff > 1e-5:
+                    problems.append(f"index vectors differ from the catalogue's by up to {diff:.2e}")
+                    break
+        return problems
