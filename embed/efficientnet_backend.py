@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from artefact.embed.embedder import Embedder
 from artefact.embed.errors import ModelUnavailableError
@@ -67,7 +68,7 @@ def load_efficientnet_lite0(spec: ModelSpec, options: LoadOptions) -> Embedder:
 
     set_threads(options.threads)
     device = pick_device(options.device)
-    model = timm.create_model(name, pretrained=False, num_classes=1000)
+    model: Any = timm.create_model(name, pretrained=False, num_classes=1000)
     if weights_path is not None:
         try:
             state = torch.load(weights_path, map_location="cpu", weights_only=True)

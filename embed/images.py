@@ -130,8 +130,8 @@ def load_image(
         raise ImageDecodeError(f"{name}: truncated or corrupt image data ({exc})") from exc
 
     orientation = _orientation(img)
-    img = _upright(img, name)
-    rgb = to_rgb(img)
+    upright: Image.Image = _upright(img, name)
+    rgb = to_rgb(upright)
     if min_side and min(rgb.size) > 2 * min_side:
         # Keep the shorter side >= min_side; reduce() is a fast box filter.
         factor = min(rgb.size) // min_side

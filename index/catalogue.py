@@ -104,7 +104,8 @@ class SearchFilters:
     include_recovered: bool = False
 
     def where(self) -> tuple[str, list[str]]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str] = []
         for name in FILTER_FIELDS:
             values = getattr(self, name)
             if values:

@@ -31,7 +31,7 @@ class ManifestRow:
 
 def _row_from_mapping(line: int, data: dict[str, Any]) -> ManifestRow:
     object_id = next((str(data[k]).strip() for k in ID_KEYS if data.get(k) not in (None, "")), "")
-    raw_images = next((data[k] for k in IMAGE_KEYS if data.get(k) not in (None, "")), [])
+    raw_images: Any = next((data[k] for k in IMAGE_KEYS if data.get(k) not in (None, "")), [])
     if isinstance(raw_images, str):
         images = [p.strip() for p in raw_images.split(CSV_IMAGE_SEPARATOR) if p.strip()]
     elif isinstance(raw_images, list):

@@ -87,15 +87,15 @@ class VectorIndex:
         if self.ntotal == 0 or (allowed is not None and len(allowed) == 0):
             return [(np.zeros(0, np.float32), np.zeros(0, np.int64)) for _ in range(len(xq))]
         k = max(1, min(k, self.ntotal))
-        params = None
+        # Locals keep the selectors alive for the whole call: FAISS holds raw pointers.
+        sel: Any = None
+        inner: Any = None
         if allowed is not None:
             sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-            params = faiss.SearchParameters(sel=sel)
         elif excluded is not None and len(excluded):
             inner = faiss.IDSelectorBatch(np.ascontiguousarray(excluded, dtype=np.int64))
             sel = faiss.IDSelectorNot(inner)
-            sel.referenced = inner  # keep the wrapped selector alive while FAISS uses it
-            params = faiss.SearchParameters(sel=sel)
+        params: Any = faiss.SearchParameters(sel=sel) if sel is not None else None  # type: ignore[call-arg]
         D, I = self.index.search(xq, k, params=params)
         return [(d[i >= 0], i[i >= 0]) for d, i in zip(D, I)]
 

@@ -1,0 +1,32 @@
+# Two entry points, both doing their own set-up on a fresh machine:
+#   make demo   index the bundled sample catalogue and search the sample photos
+#   make test   the whole test suite (type check + pytest)
+PYTHON ?= python3
+VENV ?= .venv
+# The torch build tested on the project's machines; override to use another.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+DEMO_HOME ?= artefact-home
+BIN = $(VENV)/bin
+
+.PHONY: demo test setup clean-demo
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/artefact --home $(DEMO_HOME) index add data/sample/catalogue.csv --images data/sample/images
+	$(BIN)/artefact --home $(DEMO_HOME) search data/sample/queries/query-painting-SMP-PAINT-01.jpg
+	$(BIN)/artefact --home $(DEMO_HOME) search data/sample/queries/query-unrelated-chelsea-cat.jpg
+
+test: setup
+	$(BIN)/mypy embed index api
+	$(BIN)/python -m pytest
+
+clean-demo:
+	rm -rf $(DEMO_HOME)
