@@ -288,6 +288,79 @@ def cmd_model_fetch(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from artefact.api.app import create_app
+    from artefact.api.security import KeyStore
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    settings.home.mkdir(parents=True, exist_ok=True)
+    keys = KeyStore(settings.home / "access.sqlite")
+    n_keys = keys.active_count()
+    keys.close()
+    if n_keys == 0 and not _is_loopback(host) and not (args.insecure or settings.insecure):
+        raise CatalogueError(
+            f"refusing to listen on {host} with no API keys: anyone on the network could search and edit. "
+            "Create keys first (`artefact keys create --role officer --name NAME`), or pass --insecure."
+        )
+    if n_keys == 0:
+        log.warning("no API keys configured: the service is open to anyone who can reach %s:%s", host, port)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning" if args.quiet else "info")
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from artefact.api.security import KeyStore
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    store = KeyStore(settings.home / "access.sqlite")
+    token = store.create(args.name, args.role)
+    store.close()
+    if args.json:
+        _print_json({"name": args.name, "role": args.role, "key": token})
+    else:
+        print(f"API key for {args.name} ({args.role}); shown once, store it safely:\n{token}")
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    from artefact.api.security import KeyStore
+
+    store = KeyStore(settings.home / "access.sqlite")
+    keys = store.list()
+    store.close()
+    if args.json:
+        _print_json([k.__dict__ for k in keys])
+        return 0
+    for k in keys:
+        state = f"revoked {k.revoked_at}" if k.revoked_at else f"active, last used {k.last_used_at or 'never'}"
+        print(f"{k.name:<24} {k.role:<8} created {k.created_at}  {state}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from artefact.api.security import KeyStore
+
+    store = KeyStore(settings.home / "access.sqlite")
+    store.revoke(args.name)
+    store.close()
+    print(f"key {args.name} revoked")
+    return 0
+
+
 # -- parser -------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     # SUPPRESS: an option given before the subcommand is not reset by the subparser's default.
@@ -347,6 +420,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-recovered", action="store_true", help="also return recovered objects")
     p.add_argument("--min-score", type=float, help="similarity needed to call a match (default: the model's)")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("serve", parents=[common], help="run the HTTP API (and web page)")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback address without API keys")
+    p.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="API keys with roles").add_subparsers(dest="sub", required=True, metavar="SUB")
+    p = keys.add_parser("create", parents=[common], help="create a key (printed once)")
+    p.add_argument("--name", required=True, help="who or what uses the key")
+    p.add_argument("--role", required=True, choices=["officer", "curator", "admin"])
+    p.set_defaults(func=cmd_keys_create)
+    keys.add_parser("list", parents=[common], help="list keys (never their secrets)").set_defaults(func=cmd_keys_list)
+    p = keys.add_parser("revoke", parents=[common], help="revoke a key")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_keys_revoke)
 
     model = sub.add_parser("model", help="model information and download").add_subparsers(dest="sub", required=True, metavar="SUB")
     model.add_parser("info", parents=[common], help="the model this installation uses").set_defaults(func=cmd_model_info)

@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     max_pixels: int = DEFAULT_MAX_PIXELS
     match_threshold: float | None = None
 
+    # HTTP service
+    host: str = "127.0.0.1"
+    port: int = 8000
+    insecure: bool = False  # allow a non-loopback address with no API keys configured
+    max_request_bytes: int = 60 * 1024 * 1024
+    max_photo_bytes: int = 25 * 1024 * 1024
+    max_photos: int = 8
+    max_k: int = 100
+    cors_origins: list[str] = []
+    audit_keep_photos: bool = False
+    audit_retention_days: int = 90
+
     def explicit_spec(self) -> ModelSpec | None:
         """The model the user named, or None to mean 'the default (may fall back)'."""
         if not (self.backend or self.model or self.pretrained):

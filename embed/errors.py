@@ -13,6 +13,10 @@ class ImageDecodeError(ImageError):
     """The bytes are not a readable image (empty, truncated, unknown format)."""
 
 
+class UnsupportedImageError(ImageDecodeError):
+    """The bytes are not in any image format the loader reads (decided by content, not name)."""
+
+
 class ImageTooLargeError(ImageError):
     """The image (file size or pixel count) exceeds the configured limit."""
 

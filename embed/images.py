@@ -11,7 +11,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from artefact.embed.errors import ImageDecodeError, ImageTooLargeError
+from artefact.embed.errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def load_image(
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"{name}: image has too many pixels ({exc})") from exc
     except UnidentifiedImageError as exc:
-        raise ImageDecodeError(
+        raise UnsupportedImageError(
             f"{name}: not a recognised image; supported formats are {SUPPORTED_FORMATS}"
         ) from exc
     except (OSError, ValueError, SyntaxError) as exc:

@@ -129,7 +129,8 @@ class Catalogue:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         try:
-            self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
+            # Shared by a service's worker threads; callers serialise access (see api.service).
+            self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0, check_same_thread=False)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -176,6 +177,20 @@ class Catalogue:
             raise
         finally:
             self._in_tx = False
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A consistent read view (WAL read transaction) across several queries."""
+        if self._in_tx:
+            yield
+            return
+        self.db.execute("BEGIN")
+        self._in_tx = True
+        try:
+            yield
+        finally:
+            self._in_tx = False
+            self.db.execute("COMMIT")
 
     # -- meta -------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

@@ -88,6 +88,58 @@ class _Task:
     mtime_ns: int
 
 
+@dataclass
+class PreparedPhoto:
+    """A decoded photo ready to embed and store; `replaces` names the image it supersedes."""
+
+    object_pk: int
+    object_id: str
+    ref: str
+    path: Path
+    sha256: str
+    size_bytes: int
+    mtime_ns: int
+    array: np.ndarray
+    width: int
+    height: int
+    replaces: int | None = None
+
+
+def store_photos(library: Library, embedder: IngestEmbedder, photos: Sequence[PreparedPhoto]) -> tuple[list[int], list[Problem]]:
+    """Embed photos and commit them (vectors included) in one transaction, then update the index.
+
+    The caller holds the library's writer lock. Returns the new image ids and
+    warnings about photos identical to ones already catalogued.
+    """
+    if not photos:
+        return [], []
+    xb = embedder.embed_prepared([p.array for p in photos])
+    catalogue = library.catalogue
+    new_ids: list[int] = []
+    old_ids: list[int] = []
+    problems: list[Problem] = []
+    with catalogue.transaction():
+        for photo, vec in zip(photos, xb):
+            if photo.replaces is not None:
+                catalogue.remove_image(photo.replaces)
+                old_ids.append(photo.replaces)
+            for other_id, other_obj in catalogue.images_with_sha(photo.sha256)[:1]:
+                problems.append(
+                    Problem(photo.object_id, photo.ref, f"same photo as image {other_id} of object {other_obj}", "warning")
+                )
+            new_ids.append(
+                catalogue.add_image(
+                    photo.object_pk, str(photo.path), photo.sha256, photo.size_bytes, photo.mtime_ns,
+                    photo.width, photo.height, vec,
+                )
+            )
+    # The catalogue is committed; the in-memory index follows (a kill here is reconciled on open).
+    library.vectors.remove(np.asarray(old_ids, dtype=np.int64))
+    library.add_vectors(np.asarray(new_ids, dtype=np.int64), xb)
+    library.mark_synced()
+    return new_ids, problems
+
+
 def decode_file(path: str, cfg: PreprocessConfig, max_pixels: int) -> tuple[Any, ...]:
     """Worker-side: read, hash, decode and prepare one photo. Never raises for bad images."""
     try:
@@ -186,26 +238,17 @@ def ingest_manifest(
         nonlocal committed, last_save
         if not batch:
             return
-        xb = embedder.embed_prepared([r[3] for _, r in batch])
-        new_ids, old_ids = [], []
-        with catalogue.transaction():
-            for (task, (_, sha, size, _arr, w, h)), vec in zip(batch, xb):
-                if task.known is not None:
-                    catalogue.remove_image(task.known.image_id)
-                    old_ids.append(task.known.image_id)
-                    report.images_replaced += 1
-                else:
-                    report.images_added += 1
-                for other_id, other_obj in catalogue.images_with_sha(sha):
-                    report.duplicates += 1
-                    report.problems.append(
-                        Problem(task.object_id, task.ref, f"same photo as image {other_id} of object {other_obj}", "warning")
-                    )
-                    break
-                new_ids.append(catalogue.add_image(task.object_pk, str(task.path), sha, size, task.mtime_ns, w, h, vec))
-        # The catalogue is committed; the in-memory index follows (a kill here is reconciled on open).
-        library.vectors.remove(np.asarray(old_ids, dtype=np.int64))
-        library.add_vectors(np.asarray(new_ids, dtype=np.int64), xb)
+        photos = [
+            PreparedPhoto(t.object_pk, t.object_id, t.ref, t.path, sha, size, t.mtime_ns, arr, w, h,
+                          t.known.image_id if t.known else None)
+            for t, (_, sha, size, arr, w, h) in batch
+        ]
+        _, problems = store_photos(library, embedder, photos)
+        replaced = sum(p.replaces is not None for p in photos)
+        report.images_replaced += replaced
+        report.images_added += len(photos) - replaced
+        report.duplicates += len(problems)
+        report.problems += problems
         committed += len(batch)
         bar.update(len(batch))
         batch.clear()
@@ -217,7 +260,7 @@ def ingest_manifest(
 
     decoder = _Decoder(workers, cfg, max_pixels, inflight=max(2 * batch_size, 8 * workers))
     with library.writing():
-        library.vectors  # load and reconcile before the first batch
+        library.refresh()  # load and catch up before the first batch
         try:
             for task, result in decoder.run(_tasks(library, manifest, images_root, report, bar)):
                 if result[0] == "error":

@@ -36,7 +36,7 @@ class Library:
         self.catalogue = Catalogue(self.home / CATALOGUE_FILE)
         self.index_path = self.home / INDEX_FILE
         self._vectors: VectorIndex | None = None
-        self._lock_fd: int | None = None
+        self._generation = -1  # catalogue generation the in-memory index reflects
 
     def close(self) -> None:
         self.catalogue.close()
@@ -103,7 +103,6 @@ class Library:
 
     def _load_vectors(self) -> VectorIndex:
         model = self.model
-        generation = self.catalogue.generation
         if self.index_path.is_file() and manifest_path(self.index_path).is_file():
             vectors, manifest = VectorIndex.load(self.index_path)
             if model is not None and manifest.get("dim") != model.dim:
@@ -111,19 +110,36 @@ class Library:
                     f"{self.index_path} holds {manifest.get('dim')}-d vectors but the catalogue's "
                     f"model makes {model.dim}-d ones; remove the file to rebuild it from the catalogue"
                 )
-            if manifest.get("generation") == generation:
-                return vectors
+            self._generation = int(manifest.get("generation", -1))
+        else:
+            vectors = VectorIndex(model.dim if model else 0)
+            self._generation = -1
+        if model is not None and self._generation != self.catalogue.generation:
             log.info("vector index is behind the catalogue; reconciling")
-            self._reconcile(vectors)
             self._vectors = vectors
-            self.save()
-            return vectors
-        vectors = VectorIndex(model.dim if model else 0)
-        if model is not None:
-            self._reconcile(vectors)
-            self._vectors = vectors
+            self.refresh()
             self.save()
         return vectors
+
+    def refresh(self) -> bool:
+        """Catch up with catalogue changes made elsewhere (another process's ingest).
+
+        Returns:
+            True if the in-memory index changed.
+        """
+        vectors = self.vectors
+        if self.catalogue.generation == self._generation:
+            return False
+        # One read snapshot: the generation recorded is exactly the state reconciled to.
+        with self.catalogue.snapshot():
+            generation = self.catalogue.generation
+            self._reconcile(vectors)
+        self._generation = generation
+        return True
+
+    def mark_synced(self) -> None:
+        """After this process changed catalogue and index together (holding the writer lock)."""
+        self._generation = self.catalogue.generation
 
     def _reconcile(self, vectors: VectorIndex) -> dict[str, int]:
         """Make the FAISS ids equal the catalogue's image ids, from the stored vectors."""
@@ -139,11 +155,7 @@ class Library:
                 keep = np.isin(ids, missing)
                 vectors.add(ids[keep], mat[keep])
         if len(extra) or len(missing):
-            log.warning(
-                "reconciled vector index with catalogue: %d vectors added, %d removed",
-                len(missing),
-                len(extra),
-            )
+            log.info("reconciled vector index with catalogue: %d vectors added, %d removed", len(missing), len(extra))
         return {"added": int(len(missing)), "removed": int(len(extra))}
 
     def save(self) -> None:
@@ -154,7 +166,7 @@ class Library:
         self._vectors.save(
             self.index_path,
             {
-                "generation": self.catalogue.generation,
+                "generation": self._generation,
                 "model": model.to_dict() if model else None,
                 "objects": self.catalogue.counts()["objects"],
             },
@@ -166,12 +178,13 @@ class Library:
 
     def remove_object(self, object_id: str, actor: str = "cli") -> int:
         """Delete an object, its photos and their vectors; returns the number of vectors removed."""
-        vectors = self.vectors
+        self.refresh()
         with self.catalogue.transaction():
             record = self.catalogue.get_object(object_id)
             ids = self.catalogue.remove_object(object_id)
             self.catalogue.log_change(actor, "remove", object_id, {"record": record.to_dict(), "images": len(ids)})
-        removed = vectors.remove(np.asarray(ids, dtype=np.int64))
+        removed = self.vectors.remove(np.asarray(ids, dtype=np.int64))
+        self.mark_synced()
         self.save()
         return removed
 

@@ -1,0 +1,108 @@
+"""API keys with roles (officer < curator < admin), stored hashed in the installation's access database."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from artefact.embed.errors import ArtefactError
+
+ROLES = ("officer", "curator", "admin")
+KEY_PREFIX = "ak_"
+
+
+class ApiKeyError(ArtefactError):
+    """Unknown key name, duplicate name or bad role."""
+
+
+def role_allows(role: str, needed: str) -> bool:
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+def hash_key(token: str) -> str:
+    # Keys are 256-bit random tokens, so a plain sha256 is not brute-forceable;
+    # a slow password hash would only add latency to every request.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    name: str
+    role: str
+    created_at: str
+    revoked_at: str | None
+    last_used_at: str | None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class KeyStore:
+    """Keys live in HOME/access.sqlite; only their hashes are stored."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS api_keys (name TEXT PRIMARY KEY, role TEXT NOT NULL, "
+            "key_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT, last_used_at TEXT)"
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def create(self, name: str, role: str) -> str:
+        """Create a key and return its secret token (shown once, never stored)."""
+        if role not in ROLES:
+            raise ApiKeyError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if not name.strip():
+            raise ApiKeyError("a key needs a name (who or what uses it)")
+        token = KEY_PREFIX + secrets.token_urlsafe(32)
+        with self._lock:
+            try:
+                self.db.execute(
+                    "INSERT INTO api_keys (name, role, key_hash, created_at) VALUES (?, ?, ?, ?)",
+                    (name.strip(), role, hash_key(token), _now()),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise ApiKeyError(f"a key named {name!r} exists already; revoke it or pick another name") from exc
+        return token
+
+    def revoke(self, name: str) -> None:
+        with self._lock:
+            cur = self.db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (_now(), name)
+            )
+        if cur.rowcount == 0:
+            raise ApiKeyError(f"no active key named {name!r}")
+
+    def list(self) -> list[ApiKey]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT name, role, created_at, revoked_at, last_used_at FROM api_keys ORDER BY name"
+            ).fetchall()
+        return [ApiKey(*r) for r in rows]
+
+    def active_count(self) -> int:
+        with self._lock:
+            return int(self.db.execute("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL").fetchone()[0])
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        """The active key for a token, or None."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT name, role, created_at, revoked_at, last_used_at FROM api_keys "
+                "WHERE key_hash = ? AND revoked_at IS NULL",
+                (hash_key(token),),
+            ).fetchone()
+            if row is None:
+                return None
+            self.db.execute("UPDATE api_keys SET last_used_at = ? WHERE name = ?", (_now(), row[0]))
+        return ApiKey(*row)

@@ -1,0 +1,270 @@
+"""The engine behind the HTTP API: one library and model, thread-safe, with batched inference."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from artefact.api.settings import Settings
+from artefact.embed.embedder import Embedder
+from artefact.embed.errors import ArtefactError, ObjectNotFoundError
+from artefact.embed.images import load_image
+from artefact.embed.models import load_embedder, load_embedder_with_fallback
+from artefact.embed.preprocess import PreprocessConfig, load_for_model
+from artefact.index.catalogue import SearchFilters
+from artefact.index.ingest import PreparedPhoto, store_photos
+from artefact.index.library import Library
+from artefact.index.records import ObjectRecord
+from artefact.index.search import IMAGE, TEXT, SearchResult, default_threshold, search_vectors
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIDE = 320
+
+
+class BatchingEmbedder:
+    """Coalesces concurrent requests into one forward pass; one thread owns the model.
+
+    Decoding stays in the request threads (parallel); only the model is serialised,
+    and a burst of searches shares batches instead of queueing one by one.
+    """
+
+    def __init__(self, embedder: Embedder, max_batch: int = 16, wait_ms: float = 3.0) -> None:
+        self.embedder = embedder
+        self.preprocess: PreprocessConfig = embedder.preprocess
+        self.max_batch = max_batch
+        self.wait_s = wait_ms / 1000.0
+        self._queue: queue.Queue[tuple[list[np.ndarray], Future[np.ndarray]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="embed-batcher", daemon=True)
+        self._thread.start()
+
+    def embed_prepared(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        fut: Future[np.ndarray] = Future()
+        self._queue.put((list(arrays), fut))
+        return fut.result()
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embedder.embed_text(texts)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            jobs = [item]
+            size = len(item[0])
+            deadline = time.monotonic() + self.wait_s
+            while size < self.max_batch:
+                try:
+                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                jobs.append(nxt)
+                size += len(nxt[0])
+            try:
+                xb = self.embedder.embed_prepared([a for arrays, _ in jobs for a in arrays])
+            except Exception as exc:  # handed to every waiting request, not lost in this thread
+                for _, fut in jobs:
+                    fut.set_exception(exc)
+                continue
+            start = 0
+            for arrays, fut in jobs:
+                fut.set_result(xb[start : start + len(arrays)])
+                start += len(arrays)
+
+
+@dataclass
+class PhotoInput:
+    data: bytes
+    sha256: str
+    array: np.ndarray
+    width: int
+    height: int
+
+
+class Engine:
+    """Library + model for the service. All catalogue/index access holds `lock`;
+    decoding and inference do not, so they run in parallel with searches."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.library = Library(settings.home)
+        self.lock = threading.RLock()
+        model = self.library.model
+        explicit = settings.explicit_spec()
+        if model is not None and explicit is None:
+            embedder = load_embedder(model.spec(), settings.load_options())
+        else:
+            embedder = load_embedder_with_fallback(explicit, settings.load_options())
+        self.library.check_model(embedder.description)
+        self.embedder = embedder
+        self.batcher = BatchingEmbedder(embedder)
+        with self.lock:
+            self.library.refresh()
+        self.thumb_dir = settings.home / "thumbnails"
+        self.upload_dir = settings.home / "uploads"
+
+    def close(self) -> None:
+        self.batcher.close()
+        self.library.close()
+
+    @property
+    def threshold(self) -> float:
+        if self.settings.match_threshold is not None:
+            return self.settings.match_threshold
+        return default_threshold(self.embedder.description)
+
+    # -- inputs -------------------------------------------------------------------
+    def prepare(self, data: bytes) -> PhotoInput:
+        """Validate and decode one uploaded photo (raises typed image errors)."""
+        arr, (w, h) = load_for_model(
+            data, self.embedder.preprocess, max_pixels=self.settings.max_pixels,
+            max_bytes=self.settings.max_photo_bytes,
+        )
+        return PhotoInput(data, hashlib.sha256(data).hexdigest(), arr, int(w), int(h))
+
+    # -- search -------------------------------------------------------------------
+    def search(
+        self,
+        photos: Sequence[PhotoInput],
+        texts: Sequence[str],
+        k: int,
+        filters: SearchFilters,
+        threshold: float | None,
+        decode_ms: float = 0.0,
+    ) -> SearchResult:
+        t0 = time.perf_counter()
+        parts, kinds = [], []
+        if photos:
+            parts.append(self.batcher.embed_prepared([p.array for p in photos]))
+            kinds += [IMAGE] * len(photos)
+        if texts:
+            parts.append(self.batcher.embed_text(list(texts)))
+            kinds += [TEXT] * len(texts)
+        xq = np.vstack(parts).astype(np.float32)
+        t1 = time.perf_counter()
+        with self.lock:
+            self.library.refresh()  # a concurrent ingest's committed photos become visible here
+            matches = search_vectors(self.library, xq, kinds, k=k, filters=filters)
+        t2 = time.perf_counter()
+        return SearchResult(
+            matches,
+            self.threshold if threshold is None else threshold,
+            filters,
+            {"decode": decode_ms, "embed": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3},
+        )
+
+    # -- catalogue edits ---------------------------------------------------------------
+    def create_object(self, record: ObjectRecord, photos: Sequence[PhotoInput], actor: str) -> list[int]:
+        with self.lock, self.library.writing():
+            self.library.refresh()
+            catalogue = self.library.catalogue
+            try:
+                catalogue.get_object(record.object_id)
+            except ObjectNotFoundError:
+                pass
+            else:
+                raise ObjectExistsError(f"an object with id {record.object_id!r} exists already; update it instead")
+            with catalogue.transaction():
+                pk, _ = catalogue.upsert_object(record)
+                catalogue.log_change(actor, "create", record.object_id, {"photos": len(photos)})
+            ids = self._store(pk, record.object_id, photos)
+            self.library.save()
+            return ids
+
+    def add_photos(self, object_id: str, photos: Sequence[PhotoInput], actor: str) -> list[int]:
+        with self.lock, self.library.writing():
+            self.library.refresh()
+            catalogue = self.library.catalogue
+            catalogue.get_object(object_id)  # 404 before any file is written
+            pk = int(catalogue.db.execute("SELECT pk FROM objects WHERE object_id = ?", (object_id,)).fetchone()[0])
+            ids = self._store(pk, object_id, photos)
+            catalogue.log_change(actor, "add-photos", object_id, {"image_ids": ids})
+            self.library.save()
+            return ids
+
+    def _store(self, pk: int, object_id: str, photos: Sequence[PhotoInput]) -> list[int]:
+        folder = self.upload_dir / hashlib.sha256(object_id.encode()).hexdigest()[:16]
+        folder.mkdir(parents=True, exist_ok=True)
+        prepared = []
+        for p in photos:
+            path = folder / p.sha256
+            if not path.exists():
+                path.write_bytes(p.data)
+            prepared.append(
+                PreparedPhoto(pk, object_id, path.name, path, p.sha256, len(p.data), path.stat().st_mtime_ns, p.array, p.width, p.height)
+            )
+        ids, _ = store_photos(self.library, self.batcher, prepared)
+        return ids
+
+    def update_object(self, object_id: str, changes: dict[str, str], actor: str) -> ObjectRecord:
+        with self.lock, self.library.writing():
+            catalogue = self.library.catalogue
+            current = catalogue.get_object(object_id)
+            fields = {**current.fields, **changes}
+            with catalogue.transaction():
+                catalogue.upsert_object(ObjectRecord(object_id, fields, current.extra))
+                before = {k: current.fields.get(k, "") for k in changes}
+                catalogue.log_change(actor, "update", object_id, {"from": before, "to": changes})
+            return catalogue.get_object(object_id)
+
+    def set_status(self, object_id: str, status: str, actor: str) -> str:
+        with self.lock, self.library.writing():
+            return self.library.set_status(object_id, status, actor)
+
+    def delete_object(self, object_id: str, actor: str) -> int:
+        with self.lock, self.library.writing():
+            return self.library.remove_object(object_id, actor)
+
+    # -- reads ------------------------------------------------------------------------
+    def image_file(self, image_id: int) -> Path:
+        with self.lock:
+            info = self.library.catalogue.images_by_id([image_id])
+        if image_id not in info:
+            raise ImageNotFoundError(f"no catalogue photo with id {image_id}")
+        path = Path(info[image_id][1].path)
+        if not path.is_file():
+            raise ImageNotFoundError(f"catalogue photo {image_id} is missing on disk ({path.name})")
+        return path
+
+    def thumbnail(self, image_id: int) -> Path:
+        """A JPEG thumbnail, generated once and cached under HOME/thumbnails."""
+        source = self.image_file(image_id)
+        self.thumb_dir.mkdir(parents=True, exist_ok=True)
+        target = self.thumb_dir / f"{image_id}-{THUMBNAIL_SIDE}.jpg"
+        if not target.is_file():
+            img: Image.Image = load_image(source, max_pixels=self.settings.max_pixels, min_side=THUMBNAIL_SIDE)
+            img.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            tmp = target.with_suffix(f".{threading.get_ident()}.tmp")
+            img.save(tmp, "JPEG", quality=85)
+            tmp.replace(target)
+        return target
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return self.library.stats()
+
+
+class ObjectExistsError(ArtefactError):
+    """Create refused: the id is taken."""
+
+
+class ImageNotFoundError(ArtefactError):
+    """No such catalogue photo."""
