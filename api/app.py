@@ -8,12 +8,14 @@ import threading
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Optional
 
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,6 +39,8 @@ from artefact.index.records import RECORD_FIELDS, STATUSES, ObjectRecord
 from artefact.index.search import SearchResult
 
 log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).parent / "web"
 
 # Most specific first: each error type maps to one status and its own message.
 ERROR_STATUS: list[tuple[type[Exception], int]] = [
@@ -492,6 +496,13 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @app.exception_handler(NoTextTower)
     async def no_text(request: Request, exc: NoTextTower) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    # The officers' web page: every asset served from here (works offline, no CDN).
+    app.mount("/static", StaticFiles(directory=str(WEB_DIR)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
     app.state.keys = keys
     app.state.audit = audit

@@ -116,6 +116,9 @@ class Engine:
         self.library.check_model(embedder.description)
         self.embedder = embedder
         self.batcher = BatchingEmbedder(embedder)
+        # The first forward pass pays one-off kernel set-up; pay it now, not on an officer's query.
+        size = embedder.preprocess.size
+        self.batcher.embed_prepared([np.zeros((size, size, 3), dtype=np.uint8)])
         with self.lock:
             self.library.refresh()
         self.thumb_dir = settings.home / "thumbnails"
