@@ -110,7 +110,7 @@ class SearchFilters:
             values = getattr(self, name)
             if values:
                 marks = ", ".join("?" * len(values))
-                clauses.append(f"lower(o.{name}) IN ({marks})")
+                clauses.append(f"py_lower(o.{name}) IN ({marks})")
                 params.extend(v.lower() for v in values)
         if not self.include_recovered and "recovered" not in {s.lower() for s in self.status}:
             clauses.append("o.status != 'recovered'")
@@ -135,6 +135,8 @@ class Catalogue:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            # SQLite's lower() folds ASCII only; filters must match "Ελλάδα" and "ÖSTERREICH" too.
+            self.db.create_function("py_lower", 1, _py_lower, deterministic=True)
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise CatalogueError(f"{self.path}: not a usable catalogue database ({exc})") from exc
@@ -428,6 +430,10 @@ class Catalogue:
         problems = [r[0] for r in self.db.execute("PRAGMA integrity_check") if r[0] != "ok"]
         problems += [f"foreign key problem in {r[0]}" for r in self.db.execute("PRAGMA foreign_key_check")]
         return problems
+
+
+def _py_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _unpack(rows: list[sqlite3.Row]) -> tuple[np.ndarray, np.ndarray]:

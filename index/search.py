@@ -98,6 +98,18 @@ def _selector(library: Library, filters: SearchFilters) -> dict[str, np.ndarray 
     return {"excluded": library.catalogue.image_ids(filters, negate=True)}
 
 
+def _tie_at_edge(results: list[tuple[np.ndarray, np.ndarray]], info: dict[int, Any], k: int) -> bool:
+    """Could an image just outside a query's window tie with that query's k-th object?"""
+    for D, I in results:
+        best: dict[int, float] = {}
+        for d, i in zip(D, I):
+            pk = info[int(i)][0] if int(i) in info else -int(i)
+            best.setdefault(pk, float(d))
+        if len(D) and len(best) >= k and float(D[-1]) >= sorted(best.values(), reverse=True)[k - 1] - 1e-6:
+            return True
+    return False
+
+
 def search_vectors(
     library: Library,
     xq: np.ndarray,
@@ -120,9 +132,11 @@ def search_vectors(
         results = vectors.search(xq, k_img, **sel)
         cand = np.unique(np.concatenate([I for _, I in results])) if results else np.zeros(0, np.int64)
         info = library.catalogue.images_by_id(cand.tolist())
-        n_objects = len({pk for pk, _ in info.values()})
-        # Many photos of a few objects can crowd the top: widen until k objects or all images.
-        if n_objects >= k or k_img >= vectors.ntotal:
+        # Many photos of a few objects can crowd the top, and ties can run past the
+        # window's edge: widen until k objects are in and none could tie the k-th.
+        if k_img >= vectors.ntotal or (
+            len({pk for pk, _ in info.values()}) >= k and not _tie_at_edge(results, info, k)
+        ):
             break
         k_img *= 4
     if len(cand) == 0:

@@ -1,0 +1,23 @@
+"""Index-only fixtures (the shared model fixtures live in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from index_helpers import SAMPLE_IMAGES, CountingEmbedder
+
+
+@pytest.fixture
+def sample_root(tmp_path) -> Path:
+    """A private, writable copy of the sample catalogue photos."""
+    root = tmp_path / "images"
+    shutil.copytree(SAMPLE_IMAGES, root)
+    return root
+
+
+@pytest.fixture
+def counting_tiny(tiny_embedder) -> CountingEmbedder:
+    return CountingEmbedder(tiny_embedder)
