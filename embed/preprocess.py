@@ -73,6 +73,28 @@ def prepare(img: Image.Image, cfg: PreprocessConfig) -> np.ndarray:
     return np.asarray(out, dtype=np.uint8)
 
 
+# Decoded photos keep at least this shorter side: enough for the model and for local
+# features (a 640 px working image), small enough that JPEG draft mode saves most of the work.
+MIN_DECODE_SIDE = 480
+
+
+def decode_side(cfg: PreprocessConfig) -> int:
+    """Shorter side photos are decoded to, for ingest and queries alike."""
+    return max(2 * cfg.size, MIN_DECODE_SIDE)
+
+
+def load_photo(
+    source: ImageSource,
+    cfg: PreprocessConfig,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int | None = None,
+) -> tuple[Image.Image, np.ndarray]:
+    """Decode a photo once for both uses: the upright image (for local features) and the model input."""
+    img = load_image(source, max_pixels=max_pixels, min_side=decode_side(cfg), max_bytes=max_bytes)
+    return img, prepare(img, cfg)
+
+
 def load_for_model(
     source: ImageSource,
     cfg: PreprocessConfig,
@@ -85,8 +107,8 @@ def load_for_model(
     Returns:
         The uint8 model input and the photo's full (width, height) upright.
     """
-    img = load_image(source, max_pixels=max_pixels, min_side=2 * cfg.size, max_bytes=max_bytes)
-    return prepare(img, cfg), img.info.get("original_size", img.size)
+    img, arr = load_photo(source, cfg, max_pixels=max_pixels, max_bytes=max_bytes)
+    return arr, img.info.get("original_size", img.size)
 
 
 def normalise_batch(arrays: list[np.ndarray], cfg: PreprocessConfig) -> np.ndarray:

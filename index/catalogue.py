@@ -25,7 +25,7 @@ from artefact.index.records import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def utc_now() -> str:
@@ -78,7 +78,22 @@ def _migration_1() -> str:
         """
 
 
-MIGRATIONS = {1: _migration_1}
+def _migration_2() -> str:
+    # Local features for geometric verification, one row per photo (deleted with it).
+    return """
+        CREATE TABLE features (
+          image_id INTEGER PRIMARY KEY REFERENCES images(image_id) ON DELETE CASCADE,
+          kind TEXT NOT NULL,
+          n INTEGER NOT NULL,
+          width INTEGER NOT NULL,
+          height INTEGER NOT NULL,
+          xy BLOB NOT NULL,
+          descriptors BLOB NOT NULL
+        );
+        """
+
+
+MIGRATIONS = {1: _migration_1, 2: _migration_2}
 
 
 @dataclass(frozen=True)
@@ -346,6 +361,25 @@ class Catalogue:
         self.bump_generation()
         return int(cur.lastrowid or 0)
 
+    def set_features(self, image_id: int, row: tuple[str, int, int, int, bytes, bytes]) -> None:
+        """Store local features (kind, n, width, height, xy, descriptors) of a photo."""
+        self.db.execute("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?, ?)", (image_id, *row))
+
+    def features(self, image_ids: Sequence[int]) -> dict[int, tuple[str, int, int, int, bytes, bytes]]:
+        out = {}
+        for chunk in _chunks([int(i) for i in image_ids], 500):
+            marks = ", ".join("?" * len(chunk))
+            for r in self.db.execute(f"SELECT * FROM features WHERE image_id IN ({marks})", chunk):
+                out[int(r[0])] = (r[1], r[2], r[3], r[4], r[5], r[6])
+        return out
+
+    def images_without_features(self, limit: int = 1000) -> list[tuple[int, str]]:
+        rows = self.db.execute(
+            "SELECT i.image_id, i.path FROM images i LEFT JOIN features f ON f.image_id = i.image_id "
+            "WHERE f.image_id IS NULL ORDER BY i.image_id LIMIT ?", (limit,)
+        )
+        return [(int(r[0]), r[1]) for r in rows]
+
     def remove_image(self, image_id: int) -> None:
         self.db.execute("DELETE FROM images WHERE image_id = ?", (image_id,))
         self.bump_generation()
@@ -421,10 +455,12 @@ class Catalogue:
         by_status = {
             r[0]: r[1] for r in self.db.execute("SELECT status, count(*) FROM objects GROUP BY status")
         }
+        with_features = self.db.execute("SELECT count(*) FROM features").fetchone()[0]
         no_images = self.db.execute(
             "SELECT count(*) FROM objects o WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.object_pk = o.pk)"
         ).fetchone()[0]
-        return {"objects": objects, "images": images, "by_status": by_status, "objects_without_images": no_images}
+        return {"objects": objects, "images": images, "by_status": by_status, "objects_without_images": no_images,
+                "images_with_features": with_features}
 
     def integrity_problems(self) -> list[str]:
         problems = [r[0] for r in self.db.execute("PRAGMA integrity_check") if r[0] != "ok"]

@@ -19,7 +19,9 @@ import numpy as np
 from artefact.embed.errors import ArtefactError, ImageError
 from artefact.embed.images import DEFAULT_MAX_PIXELS
 from artefact.embed.models import ModelDescription
-from artefact.embed.preprocess import PreprocessConfig, load_for_model
+from artefact.embed.preprocess import PreprocessConfig, load_photo
+from artefact.index.verification import DEFAULT_KIND
+from artefact.index.verification import extract as extract_features
 from artefact.index.catalogue import KnownImage
 from artefact.index.library import Library
 from artefact.index.manifest import read_manifest, resolve_images
@@ -103,6 +105,7 @@ class PreparedPhoto:
     width: int
     height: int
     replaces: int | None = None
+    features: tuple[str, int, int, int, bytes, bytes] | None = None
 
 
 def store_photos(library: Library, embedder: IngestEmbedder, photos: Sequence[PreparedPhoto]) -> tuple[list[int], list[Problem]]:
@@ -127,12 +130,13 @@ def store_photos(library: Library, embedder: IngestEmbedder, photos: Sequence[Pr
                 problems.append(
                     Problem(photo.object_id, photo.ref, f"same photo as image {other_id} of object {other_obj}", "warning")
                 )
-            new_ids.append(
-                catalogue.add_image(
-                    photo.object_pk, str(photo.path), photo.sha256, photo.size_bytes, photo.mtime_ns,
-                    photo.width, photo.height, vec,
-                )
+            image_id = catalogue.add_image(
+                photo.object_pk, str(photo.path), photo.sha256, photo.size_bytes, photo.mtime_ns,
+                photo.width, photo.height, vec,
             )
+            if photo.features is not None:
+                catalogue.set_features(image_id, photo.features)
+            new_ids.append(image_id)
     # The catalogue is committed; the in-memory index follows (a kill here is reconciled on open).
     library.vectors.remove(np.asarray(old_ids, dtype=np.int64))
     library.add_vectors(np.asarray(new_ids, dtype=np.int64), xb)
@@ -140,37 +144,43 @@ def store_photos(library: Library, embedder: IngestEmbedder, photos: Sequence[Pr
     return new_ids, problems
 
 
-def decode_file(path: str, cfg: PreprocessConfig, max_pixels: int) -> tuple[Any, ...]:
-    """Worker-side: read, hash, decode and prepare one photo. Never raises for bad images."""
+def decode_file(path: str, cfg: PreprocessConfig, max_pixels: int, feature_kind: str | None = None) -> tuple[Any, ...]:
+    """Worker-side: read, hash, decode, prepare one photo (and extract its local features).
+
+    Never raises for bad images: returns ("error", reason) instead.
+    """
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         return ("error", f"cannot read file ({exc.strerror or exc})")
     sha = hashlib.sha256(data).hexdigest()
     try:
-        arr, (w, h) = load_for_model(data, cfg, max_pixels=max_pixels)
+        img, arr = load_photo(data, cfg, max_pixels=max_pixels)
     except ImageError as exc:
         reason = str(exc).replace("uploaded photo: ", "")
         return ("error", reason, sha)
-    return ("ok", sha, len(data), arr, int(w), int(h))
+    w, h = img.info.get("original_size", img.size)
+    feats = extract_features(img, feature_kind).to_row() if feature_kind else None
+    return ("ok", sha, len(data), arr, int(w), int(h), feats)
 
 
 class _Decoder:
     """Ordered, bounded pipeline of decode jobs; in-process when workers == 0."""
 
-    def __init__(self, workers: int, cfg: PreprocessConfig, max_pixels: int, inflight: int) -> None:
-        self.cfg, self.max_pixels = cfg, max_pixels
+    def __init__(self, workers: int, cfg: PreprocessConfig, max_pixels: int, inflight: int,
+                 feature_kind: str | None = None) -> None:
+        self.cfg, self.max_pixels, self.feature_kind = cfg, max_pixels, feature_kind
         self.pool = mp.get_context("spawn").Pool(workers) if workers > 0 else None
         self.inflight = max(1, inflight)
 
     def run(self, tasks: Iterator[_Task]) -> Iterator[tuple[_Task, tuple[Any, ...]]]:
         if self.pool is None:
             for t in tasks:
-                yield t, decode_file(str(t.path), self.cfg, self.max_pixels)
+                yield t, decode_file(str(t.path), self.cfg, self.max_pixels, self.feature_kind)
             return
         queue: deque[tuple[_Task, Any]] = deque()
         for t in tasks:
-            queue.append((t, self.pool.apply_async(decode_file, (str(t.path), self.cfg, self.max_pixels))))
+            queue.append((t, self.pool.apply_async(decode_file, (str(t.path), self.cfg, self.max_pixels, self.feature_kind))))
             if len(queue) >= self.inflight:
                 task, res = queue.popleft()
                 yield task, res.get()
@@ -205,6 +215,7 @@ def ingest_manifest(
     actor: str = "cli",
     progress: bool = True,
     on_batch: Callable[[int], None] | None = None,
+    local_features: str | None = DEFAULT_KIND,
 ) -> IngestReport:
     """Index every object and photo of a manifest; only new or changed photos are embedded.
 
@@ -216,6 +227,8 @@ def ingest_manifest(
         batch_size: photos per model forward pass and per catalogue commit.
         save_every_s: how often the FAISS file is rewritten during a long run.
         on_batch: called with the number of photos committed so far (tests, progress UIs).
+        local_features: kind of local features stored for geometric verification
+            (sift, orb) or None; an index keeps the kind it was built with.
 
     Raises:
         IndexMismatchError: the library was built with another model.
@@ -240,8 +253,8 @@ def ingest_manifest(
             return
         photos = [
             PreparedPhoto(t.object_pk, t.object_id, t.ref, t.path, sha, size, t.mtime_ns, arr, w, h,
-                          t.known.image_id if t.known else None)
-            for t, (_, sha, size, arr, w, h) in batch
+                          t.known.image_id if t.known else None, feats)
+            for t, (_, sha, size, arr, w, h, feats) in batch
         ]
         _, problems = store_photos(library, embedder, photos)
         replaced = sum(p.replaces is not None for p in photos)
@@ -258,7 +271,8 @@ def ingest_manifest(
             library.save()
             last_save = time.monotonic()
 
-    decoder = _Decoder(workers, cfg, max_pixels, inflight=max(2 * batch_size, 8 * workers))
+    feature_kind = library.local_features_kind(local_features)
+    decoder = _Decoder(workers, cfg, max_pixels, inflight=max(2 * batch_size, 8 * workers), feature_kind=feature_kind)
     with library.writing():
         library.refresh()  # load and catch up before the first batch
         try:
@@ -277,6 +291,8 @@ def ingest_manifest(
                 if len(batch) >= batch_size:
                     flush()
             flush()
+            if feature_kind:
+                backfill_features(library, cfg, feature_kind, max_pixels, report)
         finally:
             decoder.close()
             bar.close()
@@ -284,6 +300,28 @@ def ingest_manifest(
     report.seconds = time.perf_counter() - started
     report.report_path = _write_problems(library.home, report.problems)
     return report
+
+
+def backfill_features(library: Library, cfg: PreprocessConfig, kind: str, max_pixels: int,
+                      report: IngestReport | None = None) -> int:
+    """Extract local features for catalogued photos that have none (indexes built before them)."""
+    done = 0
+    failed: set[int] = set()
+    while True:
+        todo = [(i, p) for i, p in library.catalogue.images_without_features(limit=64 + len(failed)) if i not in failed]
+        if not todo:
+            return done
+        with library.catalogue.transaction():
+            for image_id, path in todo:
+                try:
+                    img, _ = load_photo(Path(path), cfg, max_pixels=max_pixels)
+                except ImageError as exc:
+                    failed.add(image_id)
+                    if report is not None:
+                        report.problems.append(Problem("", path, f"no local features: {exc}", "warning"))
+                    continue
+                library.catalogue.set_features(image_id, extract_features(img, kind).to_row())
+                done += 1
 
 
 def _tasks(library: Library, manifest: Path, root: Path, report: IngestReport, bar: Any) -> Iterator[_Task]:

@@ -78,6 +78,15 @@ class Library:
             if self._vectors is not None and self._vectors.dim != description.dim:
                 self._vectors = VectorIndex(description.dim)
 
+    def local_features_kind(self, wanted: str | None) -> str | None:
+        """The local-feature kind of this index; the first ingest decides it."""
+        stored = self.catalogue.get_meta("local_features")
+        if stored is not None:
+            return stored or None
+        with self.catalogue.transaction():
+            self.catalogue.set_meta("local_features", wanted or "")
+        return wanted
+
     # -- writer lock ------------------------------------------------------------
     @contextmanager
     def writing(self) -> Iterator[None]:

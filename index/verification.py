@@ -1,0 +1,164 @@
+"""Second look: local features, matched and checked for geometric consistency (RANSAC homography).
+
+Global embeddings find look-alikes; two photos of the *same* object also share many
+local details in a consistent geometric arrangement, which look-alikes do not.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+log = logging.getLogger(__name__)
+
+# Chosen by measurement (benchmarks/bench_verification.py): SIFT separates true pairs
+# from look-alikes better than ORB; 512 features on a 640 px image keep extraction
+# and storage (~66 KB per photo) affordable.
+DEFAULT_KIND = "sift"
+DEFAULT_MAX_SIDE = 640
+DEFAULT_N_FEATURES = 512
+RATIO = 0.8  # Lowe's ratio test
+MIN_MATCHES = 8
+RANSAC_PX = 5.0  # reprojection error in pixels of the 640 px working image
+
+
+@dataclass
+class Features:
+    """Keypoint positions (in the working image, pixels) and descriptors of one photo."""
+
+    kind: str
+    xy: np.ndarray  # (n, 2) float32
+    desc: np.ndarray  # (n, d) uint8
+    size: tuple[int, int]  # working image (width, height)
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+    def to_row(self) -> tuple[str, int, int, int, bytes, bytes]:
+        return (self.kind, len(self), self.size[0], self.size[1],
+                np.ascontiguousarray(self.xy, np.float32).tobytes(), np.ascontiguousarray(self.desc, np.uint8).tobytes())
+
+    @classmethod
+    def from_row(cls, kind: str, n: int, w: int, h: int, xy: bytes, desc: bytes) -> "Features":
+        xy_arr = np.frombuffer(xy, np.float32).reshape(n, 2)
+        d_arr = np.frombuffer(desc, np.uint8).reshape(n, -1) if n else np.zeros((0, 128), np.uint8)
+        return cls(kind, xy_arr, d_arr, (w, h))
+
+
+@dataclass
+class Verification:
+    """Geometrically consistent correspondences between a query and a catalogue photo."""
+
+    inliers: int
+    query_xy: np.ndarray  # (m, 2) inlier points in the query working image
+    cand_xy: np.ndarray  # (m, 2) in the catalogue working image
+
+
+def working_image(img: Image.Image, max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
+    if max(img.size) > max_side:
+        img = img.copy()
+        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    return img
+
+
+def extract(img: Image.Image, kind: str = DEFAULT_KIND, n_features: int = DEFAULT_N_FEATURES,
+            max_side: int = DEFAULT_MAX_SIDE) -> Features:
+    """Local features of an upright RGB photo (resized so its long side is at most max_side)."""
+    import cv2
+
+    work = working_image(img, max_side)
+    grey = np.asarray(work.convert("L"))
+    if kind == "sift":
+        detector = cv2.SIFT_create(nfeatures=n_features)  # type: ignore[attr-defined]
+    elif kind == "orb":
+        detector = cv2.ORB_create(nfeatures=n_features)  # type: ignore[attr-defined]
+    else:
+        raise ValueError(f"unknown local feature kind {kind!r} (sift or orb)")
+    keypoints, desc = detector.detectAndCompute(grey, None)
+    if desc is None or not keypoints:
+        return Features(kind, np.zeros((0, 2), np.float32), np.zeros((0, 32 if kind == "orb" else 128), np.uint8), work.size)
+    xy = np.array([k.pt for k in keypoints], dtype=np.float32)
+    # SIFT descriptors are floats in 0..255 already; uint8 keeps them at a quarter of the size.
+    return Features(kind, xy, np.clip(desc, 0, 255).astype(np.uint8), work.size)
+
+
+def _normalised(desc: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "sift":  # RootSIFT: Hellinger kernel as a dot product
+        d = desc.astype(np.float32)
+        d /= np.maximum(d.sum(axis=1, keepdims=True), 1e-6)
+        return np.sqrt(d)
+    bits = np.unpackbits(desc, axis=1).astype(np.float32)  # ORB: Hamming via +-1 dot product
+    return (bits * 2 - 1) / np.sqrt(bits.shape[1])
+
+
+def verify_many(query: Features, candidates: Sequence[Features]) -> list[Verification]:
+    """Match the query against each candidate, ratio-test, then RANSAC a homography.
+
+    The descriptor distances of all candidates come from one matrix product, so a
+    query against 20 candidates costs about as much as a few pairwise matches.
+    """
+    import cv2
+
+    empty = Verification(0, np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32))
+    if len(query) < MIN_MATCHES or not candidates:
+        return [empty for _ in candidates]
+    q = _normalised(query.desc, query.kind)
+    sizes = [len(c) for c in candidates]
+    stacked = np.vstack([_normalised(c.desc, c.kind) for c in candidates if len(c)] or [np.zeros((0, q.shape[1]), np.float32)])
+    sim = q @ stacked.T if len(stacked) else np.zeros((len(q), 0), np.float32)
+    out: list[Verification] = []
+    start = 0
+    for cand, n in zip(candidates, sizes):
+        block = sim[:, start : start + n]
+        start += n
+        if n < 2:
+            out.append(empty)
+            continue
+        rows = np.arange(len(block))
+        best = block.argmax(axis=1)
+        s_best = block[rows, best]
+        second = block.copy()
+        second[rows, best] = -np.inf
+        s_second = second.max(axis=1)
+        # Distances on unit vectors: d = sqrt(2 - 2 s); ratio test d1 < RATIO * d2.
+        d1 = np.sqrt(np.maximum(2 - 2 * s_best, 0))
+        d2 = np.sqrt(np.maximum(2 - 2 * s_second, 0))
+        keep = d1 < RATIO * d2
+        if keep.sum() < MIN_MATCHES:
+            out.append(empty)
+            continue
+        src = query.xy[keep]
+        dst = cand.xy[best[keep]]
+        _, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, RANSAC_PX)
+        if mask is None:
+            out.append(empty)
+            continue
+        inl = mask.ravel().astype(bool)
+        out.append(Verification(int(inl.sum()), src[inl], dst[inl]))
+    return out
+
+
+def draw_evidence(query_img: Image.Image, cand_img: Image.Image, v: Verification,
+                  max_side: int = DEFAULT_MAX_SIDE, max_lines: int = 150) -> Image.Image:
+    """Query and catalogue photos side by side with the verified correspondences drawn."""
+    a, b = working_image(query_img, max_side), working_image(cand_img, max_side)
+    h = max(a.height, b.height)
+    canvas = Image.new("RGB", (a.width + b.width + 10, h), (255, 255, 255))
+    canvas.paste(a, (0, 0))
+    canvas.paste(b, (a.width + 10, 0))
+    draw = ImageDraw.Draw(canvas)
+    step = max(1, v.inliers // max_lines)
+    palette = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240)]
+    for n, ((x1, y1), (x2, y2)) in enumerate(zip(v.query_xy[::step], v.cand_xy[::step])):
+        colour = palette[n % len(palette)]
+        x2 += a.width + 10
+        draw.line([(x1, y1), (x2, y2)], fill=colour, width=1)
+        draw.ellipse([x1 - 2, y1 - 2, x1 + 2, y1 + 2], outline=colour)
+        draw.ellipse([x2 - 2, y2 - 2, x2 + 2, y2 + 2], outline=colour)
+    draw.rectangle([0, 0, 260, 18], fill=(255, 255, 255))
+    draw.text((4, 3), f"{v.inliers} verified correspondences", fill=(0, 0, 0))
+    return canvas
