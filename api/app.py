@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from artefact.api.audit import AuditLog
@@ -58,8 +59,12 @@ ERROR_STATUS: list[tuple[type[Exception], int]] = [
 
 
 # -- request size limit (pure ASGI: counts bytes as they arrive, before any parsing) ---------
-class _TooLarge(Exception):
-    pass
+class _TooLarge(StarletteHTTPException):
+    """Raised while a body is read past the limit. An HTTPException, because FastAPI wraps any
+    other error raised during body parsing into a 400 "error parsing the body"."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body larger than the limit of {max_bytes} bytes")
 
 
 class BodyLimit:
@@ -83,7 +88,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge()
+                    raise _TooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -132,7 +137,10 @@ class HitOut(BaseModel):
 class MatchOut(BaseModel):
     rank: int
     score: float = Field(description="cosine similarity, higher is closer")
-    close: bool = Field(description="score reaches the match threshold")
+    close: bool = Field(description="a strong or possible match")
+    verdict: str = Field("", description="'strong match', 'possible match' or 'no close match'")
+    probability: Optional[float] = Field(None, description="calibrated match probability, when the index is calibrated")
+    inliers: Optional[int] = Field(None, description="geometrically verified local correspondences (re-ranking on)")
     object: ObjectOut
     hits: list[HitOut]
 
@@ -245,6 +253,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         metrics.latency.labels(route).observe(time.perf_counter() - start)
         return response
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status = exc.status_code
+        if status == 400 and str(exc.detail).startswith("Part exceeded maximum size"):
+            # Starlette's per-part cap (1 MB) on a multipart form field: too large, like the body limit.
+            status = 413
+        return JSONResponse({"detail": exc.detail}, status_code=status, headers=exc.headers)
+
     @app.exception_handler(ArtefactError)
     async def artefact_error(request: Request, exc: ArtefactError) -> JSONResponse:
         status = next(code for cls, code in ERROR_STATUS if isinstance(exc, cls))
@@ -328,7 +344,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             for rank, m in enumerate(result.matches, start=1):
                 images = eng.library.catalogue.object_images(m.record.object_id)
                 matches.append(MatchOut(
-                    rank=rank, score=round(m.score, 4), close=m.score >= result.threshold,
+                    rank=rank, score=round(m.score, 4), close=m.close, verdict=m.verdict,
+                    probability=None if m.probability is None else round(m.probability, 4), inliers=m.inliers,
                     object=_object_out(m.record, images),
                     hits=[HitOut(query=h.query, kind=h.kind, score=round(h.score, 4), image=_image_out(h.image)) for h in m.hits],
                 ))
@@ -414,7 +431,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             records = eng.library.catalogue.list_objects(filters, limit=limit, offset=offset)
             return [_object_out(r, eng.library.catalogue.object_images(r.object_id)) for r in records]
 
-    @app.get("/v1/objects/{object_id}", response_model=ObjectOut, tags=["objects"])
+    # `:path`: catalogue ids often hold slashes ("INV/2021/7"); a client sends them as %2F,
+    # which the server decodes before routing, so a plain {object_id} would answer 404.
+    @app.get("/v1/objects/{object_id:path}", response_model=ObjectOut, tags=["objects"])
     def get_object(object_id: str, who: Principal = Depends(role("officer"))) -> ObjectOut:
         eng = get_engine()
         with eng.lock:
@@ -444,7 +463,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         eng.create_object(obj, inputs, who.name)
         return get_object(obj.object_id, who)
 
-    @app.post("/v1/objects/{object_id}/photos", response_model=ObjectOut, tags=["objects"], summary="Add photos (curator)")
+    @app.post("/v1/objects/{object_id:path}/photos", response_model=ObjectOut, tags=["objects"], summary="Add photos (curator)")
     def add_photos(object_id: str, photos: list[UploadFile] = File(...), who: Principal = Depends(role("curator"))) -> ObjectOut:
         eng = get_engine()
         if len(photos) > settings.max_photos:
@@ -453,7 +472,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         eng.add_photos(object_id, inputs, who.name)
         return get_object(object_id, who)
 
-    @app.patch("/v1/objects/{object_id}", response_model=ObjectOut, tags=["objects"], summary="Correct record fields (curator)")
+    @app.patch("/v1/objects/{object_id:path}", response_model=ObjectOut, tags=["objects"], summary="Correct record fields (curator)")
     def update_object(object_id: str, body: FieldsIn, who: Principal = Depends(role("curator"))) -> ObjectOut:
         eng = get_engine()
         unknown = [k for k in body.fields if k not in RECORD_FIELDS or k == "status"]
@@ -462,13 +481,13 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         eng.update_object(object_id, body.fields, who.name)
         return get_object(object_id, who)
 
-    @app.put("/v1/objects/{object_id}/status", response_model=ObjectOut, tags=["objects"], summary="Change status (curator)")
+    @app.put("/v1/objects/{object_id:path}/status", response_model=ObjectOut, tags=["objects"], summary="Change status (curator)")
     def set_status(object_id: str, body: StatusIn, who: Principal = Depends(role("curator"))) -> ObjectOut:
         eng = get_engine()
         eng.set_status(object_id, body.status, who.name)
         return get_object(object_id, who)
 
-    @app.delete("/v1/objects/{object_id}", tags=["objects"], summary="Delete an object, its photos and vectors (curator)")
+    @app.delete("/v1/objects/{object_id:path}", tags=["objects"], summary="Delete an object, its photos and vectors (curator)")
     def delete_object(object_id: str, who: Principal = Depends(role("curator"))) -> dict[str, Any]:
         eng = get_engine()
         removed = eng.delete_object(object_id, who.name)
@@ -488,6 +507,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         s.pop("home", None)
         s.pop("index_file", None)
         return {**s, "threshold": get_engine().threshold}
+
+    @app.get("/v1/whoami", tags=["health"], summary="The caller's key name and role (the web page shows curator tools by it)")
+    def whoami(who: Principal = Depends(role("officer"))) -> dict[str, str]:
+        return {"name": who.name, "role": who.role}
 
     @app.exception_handler(TooManyPhotos)
     async def too_many(request: Request, exc: TooManyPhotos) -> JSONResponse:

@@ -199,12 +199,6 @@ def cmd_objects_remove(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _default_threshold(settings: Settings, model: Any) -> float:
-    from artefact.index.search import default_threshold
-
-    return settings.match_threshold if settings.match_threshold is not None else default_threshold(model)
-
-
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from artefact.index.search import search
 
@@ -215,7 +209,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         if library.model is None:
             raise CatalogueError(f"the catalogue in {settings.home} is empty: index objects first")
         embedder = _embedder_for(settings, library)
-        threshold = args.min_score if args.min_score is not None else _default_threshold(settings, embedder.description)
+        threshold = args.min_score if args.min_score is not None else settings.match_threshold
         result = search(
             library,
             embedder,
@@ -224,6 +218,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             k=args.k,
             filters=filters,
             threshold=threshold,
+            rerank=0 if args.no_rerank else args.rerank,
             max_pixels=settings.max_pixels,
         )
     if args.json:
@@ -232,19 +227,22 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     what = ", ".join(args.photos) + (f' + text "{args.text}"' if args.text else "")
     print(f"Query: {what}")
     if result.no_match:
-        print(f"NO CLOSE MATCH in the catalogue (nothing scored {threshold:.2f} or more). Nearest objects, for reference:")
+        print("NO CLOSE MATCH in the catalogue. Nearest objects, for reference:")
     else:
-        print(f"{len(result.close_matches)} close match(es) (score >= {threshold:.2f}):")
+        print(f"{result.verdict.upper()}: {len(result.close_matches)} object(s) to check")
+    print(f"({result.decision_rule()})")
     for n, m in enumerate(result.matches, start=1):
         rec = m.record.to_dict()
-        flag = "MATCH " if m.score >= threshold else "      "
-        print(f"{n:>2}. {flag}{m.score:.3f}  {m.record.object_id}  [{m.record.status}]  {rec.get('title') or rec.get('object_type') or ''}")
-        if m.score >= threshold:
+        flag = {"strong match": "STRONG  ", "possible match": "POSSIBLE"}.get(m.verdict, "        ")
+        extra = "" if m.inliers is None else f" {m.inliers:>3} verified"
+        prob = "" if m.probability is None else f" p={m.probability:.2f}"
+        print(f"{n:>2}. {flag} {m.score:.3f}{extra}{prob}  {m.record.object_id}  [{m.record.status}]  {rec.get('title') or rec.get('object_type') or ''}")
+        if m.close:
             print("\n".join(_record_lines({k: rec.get(k) for k in ('object_type', 'materials', 'date_period', 'country', 'source', 'case_reference', 'contact')}, "       ")))
             for h in m.hits:
                 print(f"       {h.kind} {h.query + 1} ~ catalogue photo {h.image.path} ({h.score:.3f})")
     t = result.timings_ms
-    print(f"({t.get('decode', 0):.0f} ms decode, {t.get('embed', 0):.0f} ms embed, {t.get('search', 0):.0f} ms search)")
+    print("(" + ", ".join(f"{v:.0f} ms {k}" for k, v in t.items()) + ")")
     return 0
 
 
@@ -418,7 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="number of objects to return (default 5)")
     p.add_argument("--filter", action="append", help="KEY=VALUE[,VALUE]; KEY: " + ", ".join(FILTER_FIELDS))
     p.add_argument("--include-recovered", action="store_true", help="also return recovered objects")
-    p.add_argument("--min-score", type=float, help="similarity needed to call a match (default: the model's)")
+    p.add_argument("--min-score", type=float, help="similarity cut-off for a match (overrides calibrated verdicts)")
+    p.add_argument("--rerank", type=int, default=20, help="top candidates given geometric verification (default 20)")
+    p.add_argument("--no-rerank", action="store_true", help="embedding similarity only, no geometric verification")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("serve", parents=[common], help="run the HTTP API (and web page)")

@@ -20,12 +20,14 @@ from artefact.embed.embedder import Embedder
 from artefact.embed.errors import ArtefactError, ObjectNotFoundError
 from artefact.embed.images import load_image
 from artefact.embed.models import load_embedder, load_embedder_with_fallback
-from artefact.embed.preprocess import PreprocessConfig, load_for_model
+from artefact.embed.preprocess import PreprocessConfig, load_photo
 from artefact.index.catalogue import SearchFilters
 from artefact.index.ingest import PreparedPhoto, store_photos
 from artefact.index.library import Library
 from artefact.index.records import ObjectRecord
-from artefact.index.search import IMAGE, TEXT, SearchResult, default_threshold, search_vectors
+from artefact.index.search import DEFAULT_RERANK, SearchResult, default_threshold, embed_queries, rank
+from artefact.index.verification import DEFAULT_KIND, Features
+from artefact.index.verification import extract as extract_features
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,8 @@ class PhotoInput:
     array: np.ndarray
     width: int
     height: int
+    image: Image.Image
+    features: Features | None
 
 
 class Engine:
@@ -121,6 +125,7 @@ class Engine:
         self.batcher.embed_prepared([np.zeros((size, size, 3), dtype=np.uint8)])
         with self.lock:
             self.library.refresh()
+            self.library.local_features_kind(DEFAULT_KIND)  # new indexes store local features
         self.thumb_dir = settings.home / "thumbnails"
         self.upload_dir = settings.home / "uploads"
 
@@ -137,11 +142,15 @@ class Engine:
     # -- inputs -------------------------------------------------------------------
     def prepare(self, data: bytes) -> PhotoInput:
         """Validate and decode one uploaded photo (raises typed image errors)."""
-        arr, (w, h) = load_for_model(
+        img, arr = load_photo(
             data, self.embedder.preprocess, max_pixels=self.settings.max_pixels,
             max_bytes=self.settings.max_photo_bytes,
         )
-        return PhotoInput(data, hashlib.sha256(data).hexdigest(), arr, int(w), int(h))
+        w, h = img.info.get("original_size", img.size)
+        # Local features are extracted here, in the request thread, not under the index lock.
+        kind = self.library.local_features
+        feats = extract_features(img, kind) if kind else None
+        return PhotoInput(data, hashlib.sha256(data).hexdigest(), arr, int(w), int(h), img, feats)
 
     # -- search -------------------------------------------------------------------
     def search(
@@ -152,27 +161,19 @@ class Engine:
         filters: SearchFilters,
         threshold: float | None,
         decode_ms: float = 0.0,
+        rerank: int = DEFAULT_RERANK,
     ) -> SearchResult:
+        """Rank objects; `threshold` (or the configured one) overrides calibrated verdicts."""
         t0 = time.perf_counter()
-        parts, kinds = [], []
-        if photos:
-            parts.append(self.batcher.embed_prepared([p.array for p in photos]))
-            kinds += [IMAGE] * len(photos)
-        if texts:
-            parts.append(self.batcher.embed_text(list(texts)))
-            kinds += [TEXT] * len(texts)
-        xq = np.vstack(parts).astype(np.float32)
+        xq, kinds = embed_queries(self.batcher, [p.array for p in photos], texts)
         t1 = time.perf_counter()
+        if threshold is None:
+            threshold = self.settings.match_threshold
+        feats = [p.features for p in photos if p.features is not None]
         with self.lock:
             self.library.refresh()  # a concurrent ingest's committed photos become visible here
-            matches = search_vectors(self.library, xq, kinds, k=k, filters=filters)
-        t2 = time.perf_counter()
-        return SearchResult(
-            matches,
-            self.threshold if threshold is None else threshold,
-            filters,
-            {"decode": decode_ms, "embed": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3},
-        )
+            return rank(self.library, xq, kinds, feats, k=k, filters=filters, threshold=threshold,
+                        rerank=rerank, timings={"decode": decode_ms, "embed": (t1 - t0) * 1e3})
 
     # -- catalogue edits ---------------------------------------------------------------
     def create_object(self, record: ObjectRecord, photos: Sequence[PhotoInput], actor: str) -> list[int]:
@@ -212,7 +213,8 @@ class Engine:
             if not path.exists():
                 path.write_bytes(p.data)
             prepared.append(
-                PreparedPhoto(pk, object_id, path.name, path, p.sha256, len(p.data), path.stat().st_mtime_ns, p.array, p.width, p.height)
+                PreparedPhoto(pk, object_id, path.name, path, p.sha256, len(p.data), path.stat().st_mtime_ns,
+                              p.array, p.width, p.height, None, p.features.to_row() if p.features else None)
             )
         ids, _ = store_photos(self.library, self.batcher, prepared)
         return ids

@@ -7,7 +7,7 @@ import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from artefact.embed.errors import CatalogueError, IndexMismatchError
 from artefact.embed.models import ModelDescription
 from artefact.index.catalogue import Catalogue
 from artefact.index.vectors import VectorIndex, manifest_path
+
+if TYPE_CHECKING:
+    from artefact.index.calibration import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,11 @@ class Library:
             if self._vectors is not None and self._vectors.dim != description.dim:
                 self._vectors = VectorIndex(description.dim)
 
+    @property
+    def local_features(self) -> str | None:
+        """Kind of local features stored with this index's photos (None: none)."""
+        return self.catalogue.get_meta("local_features") or None
+
     def local_features_kind(self, wanted: str | None) -> str | None:
         """The local-feature kind of this index; the first ingest decides it."""
         stored = self.catalogue.get_meta("local_features")
@@ -86,6 +94,20 @@ class Library:
         with self.catalogue.transaction():
             self.catalogue.set_meta("local_features", wanted or "")
         return wanted
+
+    def calibration(self, uses_inliers: bool) -> "Calibration | None":
+        """This index's fitted calibration, or the built-in one for its model family, or None."""
+        from artefact.index.calibration import Calibration, builtin_calibration
+
+        raw = self.catalogue.get_meta("calibration_rerank" if uses_inliers else "calibration_score")
+        if raw:
+            return Calibration.from_json(raw)
+        return builtin_calibration(self.model, uses_inliers)
+
+    def set_calibration(self, calibration: "Calibration") -> None:
+        with self.catalogue.transaction():
+            key = "calibration_rerank" if calibration.uses_inliers else "calibration_score"
+            self.catalogue.set_meta(key, calibration.to_json())
 
     # -- writer lock ------------------------------------------------------------
     @contextmanager

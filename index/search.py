@@ -10,10 +10,12 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from artefact.embed.images import DEFAULT_MAX_PIXELS, ImageSource
-from artefact.embed.preprocess import PreprocessConfig, load_for_model
+from artefact.embed.preprocess import PreprocessConfig, load_photo
+from artefact.index.calibration import NO_MATCH, POSSIBLE, Calibration
 from artefact.index.catalogue import SearchFilters
 from artefact.index.library import Library
 from artefact.index.records import ImageRecord, ObjectRecord
+from artefact.index.verification import Features, Verification, extract, verify_many
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +46,40 @@ class QueryHit:
 
 
 @dataclass
+class Evidence:
+    """The verified correspondences behind a match: query photo n vs one catalogue photo."""
+
+    query: int
+    image: ImageRecord
+    verification: Verification
+
+
+@dataclass
 class ObjectMatch:
-    """One ranked object. `score` is a cosine similarity (higher is closer)."""
+    """One ranked object. `score` is a cosine similarity (higher is closer);
+    `inliers` the geometrically verified local matches (None when not re-ranked);
+    `probability` the calibrated match probability (None when uncalibrated)."""
 
     record: ObjectRecord
     score: float
     best_image: ImageRecord
     hits: list[QueryHit] = field(default_factory=list)
+    inliers: int | None = None
+    probability: float | None = None
+    verdict: str = NO_MATCH
+    evidence: Evidence | None = None
+
+    @property
+    def close(self) -> bool:
+        return self.verdict != NO_MATCH
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "object": self.record.to_dict(),
             "score": round(self.score, 4),
+            "inliers": self.inliers,
+            "probability": None if self.probability is None else round(self.probability, 4),
+            "verdict": self.verdict,
             "best_image": self.best_image.to_dict(),
             "hits": [h.to_dict() for h in self.hits],
         }
@@ -69,21 +93,38 @@ class SearchResult:
     threshold: float
     filters: SearchFilters
     timings_ms: dict[str, float] = field(default_factory=dict)
+    calibration: Calibration | None = None
+    reranked: bool = False
 
     @property
     def close_matches(self) -> list[ObjectMatch]:
-        return [m for m in self.matches if m.score >= self.threshold]
+        return [m for m in self.matches if m.close]
 
     @property
     def no_match(self) -> bool:
         return not self.close_matches
 
+    @property
+    def verdict(self) -> str:
+        """The answer in words: the best match's verdict."""
+        return self.matches[0].verdict if self.matches else NO_MATCH
+
+    def decision_rule(self) -> str:
+        if self.calibration is not None:
+            c = self.calibration
+            return (f"calibrated: strong match at probability >= {c.strong:.3f} (held-out precision "
+                    f"{c.precision.get('strong', 0):.2f}), possible match at >= {c.possible:.3f} "
+                    f"(precision {c.precision.get('possible', 0):.2f})")
+        return f"uncalibrated: possible match at similarity >= {self.threshold:.2f}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "verdict": "no close match" if self.no_match else "close match",
+            "verdict": self.verdict,
+            "decision_rule": self.decision_rule(),
             "threshold": self.threshold,
+            "reranked": self.reranked,
             "filters": self.filters.to_dict(),
-            "matches": [{**m.to_dict(), "close": m.score >= self.threshold} for m in self.matches],
+            "matches": [{**m.to_dict(), "close": m.close} for m in self.matches],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
 
@@ -168,6 +209,10 @@ def search_vectors(
     return matches
 
 
+DEFAULT_RERANK = 20  # candidates whose photos get the geometric second look
+PHOTOS_PER_CANDIDATE = 3
+
+
 def search(
     library: Library,
     embedder: QueryEmbedder,
@@ -176,11 +221,16 @@ def search(
     *,
     k: int = 10,
     filters: SearchFilters = SearchFilters(),
-    threshold: float = 0.0,
+    threshold: float | None = None,
+    rerank: int = DEFAULT_RERANK,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int | None = None,
 ) -> SearchResult:
     """Search with one or several photos of one object and/or a text description.
+
+    Args:
+        rerank: how many top candidates get geometric verification (0 = off).
+        threshold: a similarity cut-off that overrides calibrated verdicts.
 
     Raises:
         ImageDecodeError, ImageTooLargeError: an unusable photo.
@@ -188,23 +238,91 @@ def search(
     """
     if not photos and not text:
         raise ValueError("give at least one photo or a text query")
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    arrays = [load_for_model(p, embedder.preprocess, max_pixels=max_pixels, max_bytes=max_bytes)[0] for p in photos]
+    decoded = [load_photo(p, embedder.preprocess, max_pixels=max_pixels, max_bytes=max_bytes) for p in photos]
     t1 = time.perf_counter()
+    xq, kinds = embed_queries(embedder, [arr for _, arr in decoded], text)
+    t2 = time.perf_counter()
+    return rank(library, xq, kinds, [img for img, _ in decoded], k=k, filters=filters, threshold=threshold,
+                rerank=rerank, timings={"decode": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3})
+
+
+def embed_queries(embedder: QueryEmbedder, arrays: Sequence[np.ndarray], text: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     parts, kinds = [], []
-    if arrays:
+    if len(arrays):
         parts.append(embedder.embed_prepared(arrays))
         kinds += [IMAGE] * len(arrays)
     if text:
         parts.append(embedder.embed_text(list(text)))
         kinds += [TEXT] * len(text)
-    xq = np.vstack(parts).astype(np.float32)
-    t2 = time.perf_counter()
-    matches = search_vectors(library, xq, kinds, k=k, filters=filters)
-    t3 = time.perf_counter()
-    timings.update(decode=(t1 - t0) * 1e3, embed=(t2 - t1) * 1e3, search=(t3 - t2) * 1e3)
-    return SearchResult(matches, threshold, filters, timings)
+    return np.vstack(parts).astype(np.float32), kinds
+
+
+def rank(
+    library: Library,
+    xq: np.ndarray,
+    kinds: Sequence[str],
+    query_images: Sequence[Any] = (),  # PIL images or their precomputed Features
+    *,
+    k: int = 10,
+    filters: SearchFilters = SearchFilters(),
+    threshold: float | None = None,
+    rerank: int = DEFAULT_RERANK,
+    timings: dict[str, float] | None = None,
+) -> SearchResult:
+    """Embedding search, optional geometric re-ranking of the top candidates, then verdicts."""
+    timings = dict(timings or {})
+    t0 = time.perf_counter()
+    kind = library.local_features if rerank > 0 and query_images else None
+    matches = search_vectors(library, xq, kinds, k=max(k, rerank if kind else 0), filters=filters)
+    t1 = time.perf_counter()
+    timings["search"] = (t1 - t0) * 1e3
+    if kind:
+        query_feats = [q if isinstance(q, Features) else extract(q, kind) for q in query_images]
+        verify_matches(library, query_feats, matches[:rerank])
+        timings["rerank"] = (time.perf_counter() - t1) * 1e3
+    calibration = None if threshold is not None else library.calibration(uses_inliers=bool(kind))
+    if threshold is None:
+        threshold = default_threshold(library.model)
+    for m in matches:
+        if calibration is not None:
+            m.probability = calibration.probability(m.score, m.inliers)
+            m.verdict = calibration.verdict(m.probability)
+        else:
+            m.verdict = POSSIBLE if m.score >= threshold else NO_MATCH
+    if calibration is not None:
+        matches.sort(key=lambda m: (-(m.probability or 0.0), -m.score, m.record.object_id))
+    elif kind:
+        # Uncalibrated: verified matches break ties between look-alikes, similarity leads.
+        matches.sort(key=lambda m: (-(m.score + 0.05 * np.log1p(m.inliers or 0)), m.record.object_id))
+    return SearchResult(matches[:k], threshold, filters, timings, calibration, bool(kind))
+
+
+def verify_matches(library: Library, query_feats: Sequence[Features], matches: Sequence[ObjectMatch]) -> None:
+    """Set each match's inliers (best over query photos x its photos) and keep the evidence."""
+    if not matches or not query_feats:
+        return
+    per_match: list[list[ImageRecord]] = []
+    for m in matches:
+        seen = {h.image.image_id: h.image for h in m.hits if h.kind == IMAGE}
+        for img in library.catalogue.object_images(m.record.object_id):
+            if len(seen) >= PHOTOS_PER_CANDIDATE:
+                break
+            seen.setdefault(img.image_id, img)
+        per_match.append(list(seen.values())[:PHOTOS_PER_CANDIDATE])
+    ids = [i.image_id for imgs in per_match for i in imgs]
+    rows = library.catalogue.features(ids)
+    cand_feats = {i: Features.from_row(*rows[i]) for i in ids if i in rows}
+    flat = [(mi, img) for mi, imgs in enumerate(per_match) for img in imgs if img.image_id in cand_feats]
+    for m in matches:
+        m.inliers = 0
+    for qi, qf in enumerate(query_feats):
+        results = verify_many(qf, [cand_feats[img.image_id] for _, img in flat])
+        for (mi, img), v in zip(flat, results):
+            m = matches[mi]
+            if v.inliers > (m.inliers or 0):
+                m.inliers = v.inliers
+                m.evidence = Evidence(qi, img, v)
 
 
 # Provisional decision thresholds on cosine similarity, until calibrated per index.

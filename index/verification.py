@@ -23,7 +23,8 @@ DEFAULT_MAX_SIDE = 640
 DEFAULT_N_FEATURES = 512
 RATIO = 0.8  # Lowe's ratio test
 MIN_MATCHES = 8
-RANSAC_PX = 5.0  # reprojection error in pixels of the 640 px working image
+RANSAC_FRACTION = 0.008  # reprojection error allowed, as a fraction of the image's long side (5 px at 640)
+MIN_WORKING_SIDE = 320  # tiny catalogue photos are enlarged so the detector finds anything
 
 
 @dataclass
@@ -59,9 +60,13 @@ class Verification:
 
 
 def working_image(img: Image.Image, max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
-    if max(img.size) > max_side:
+    long_side = max(img.size)
+    if long_side > max_side:
         img = img.copy()
         img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    elif long_side < MIN_WORKING_SIDE:
+        scale = MIN_WORKING_SIDE / long_side
+        img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.BICUBIC)
     return img
 
 
@@ -128,18 +133,33 @@ def verify_many(query: Features, candidates: Sequence[Features]) -> list[Verific
         d1 = np.sqrt(np.maximum(2 - 2 * s_best, 0))
         d2 = np.sqrt(np.maximum(2 - 2 * s_second, 0))
         keep = d1 < RATIO * d2
+        # One-to-one: a catalogue keypoint keeps only its best query partner, so many
+        # query points piling onto one spot cannot pose as agreement.
+        mutual = block.argmax(axis=0)[best] == rows
+        keep &= mutual
         if keep.sum() < MIN_MATCHES:
             out.append(empty)
             continue
         src = query.xy[keep]
         dst = cand.xy[best[keep]]
-        _, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, RANSAC_PX)
-        if mask is None:
+        H, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, RANSAC_FRACTION * max(cand.size))
+        if H is None or mask is None or not _plausible(H, src[mask.ravel().astype(bool)], dst[mask.ravel().astype(bool)], cand.size):
             out.append(empty)
             continue
         inl = mask.ravel().astype(bool)
         out.append(Verification(int(inl.sum()), src[inl], dst[inl]))
     return out
+
+
+def _plausible(H: np.ndarray, src: np.ndarray, dst: np.ndarray, cand_size: tuple[int, int]) -> bool:
+    """Reject degenerate fits: a collapsing or mirroring map, or inliers bunched in a corner."""
+    if len(src) < MIN_MATCHES:
+        return False
+    det = float(np.linalg.det(H[:2, :2]))
+    if not 1 / 50 < det < 50:  # area scale between the two photos; negative = mirrored
+        return False
+    spread = np.ptp(dst, axis=0) / np.maximum(np.asarray(cand_size, dtype=np.float32), 1)
+    return bool(spread.min() > 0.1)  # inliers cover at least a tenth of the photo each way
 
 
 def draw_evidence(query_img: Image.Image, cand_img: Image.Image, v: Verification,

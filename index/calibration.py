@@ -1,0 +1,167 @@
+"""Calibrated verdicts: similarity (+ verified local matches) -> match probability -> strong / possible / none.
+
+Raw cosine similarities do not say whether a match is real, and their scale differs
+per model. A logistic model fitted on labelled benchmark pairs (true matches vs
+distractors) turns them into a probability; thresholds on it are chosen for a stated
+precision and that precision is measured on held-out queries.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+import numpy as np
+
+STRONG, POSSIBLE, NO_MATCH = "strong match", "possible match", "no close match"
+TARGET_PRECISION = {"strong": 0.99, "possible": 0.9}
+
+
+def features_of(score: float, inliers: int | None) -> list[float]:
+    """Model inputs: cosine similarity and log(1 + verified correspondences)."""
+    return [float(score), float(np.log1p(inliers or 0))]
+
+
+@dataclass
+class Calibration:
+    """Logistic weights (intercept, score, log1p inliers) and probability thresholds."""
+
+    weights: list[float]
+    uses_inliers: bool
+    strong: float
+    possible: float
+    precision: dict[str, float] = field(default_factory=dict)
+    recall: dict[str, float] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
+    fitted_at: str = ""
+
+    def probability(self, score: float, inliers: int | None = None) -> float:
+        x = features_of(score, inliers if self.uses_inliers else 0)
+        z = self.weights[0] + self.weights[1] * x[0] + self.weights[2] * x[1]
+        return float(1.0 / (1.0 + np.exp(-z)))
+
+    def verdict(self, probability: float) -> str:
+        if probability >= self.strong:
+            return STRONG
+        if probability >= self.possible:
+            return POSSIBLE
+        return NO_MATCH
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Calibration":
+        return cls(**json.loads(text))
+
+
+def _fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50) -> np.ndarray:
+    """Newton-Raphson (IRLS) for a logistic model with a small ridge; X has a bias column."""
+    w = np.zeros(X.shape[1])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(X @ w)))
+        g = X.T @ (p - y) + l2 * w
+        H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(w))
+        step = np.linalg.solve(H, g)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def _monotone_fit(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Fit, then drop any feature whose weight came out negative: more similarity or
+    more verified matches must never lower the probability."""
+    active = list(range(1, X.shape[1]))
+    while True:
+        w_active = _fit_logistic(X[:, [0] + active], y)
+        negative = [f for f, wf in zip(active, w_active[1:]) if wf < 0]
+        if not negative:
+            w = np.zeros(X.shape[1])
+            w[[0] + active] = w_active
+            return w
+        active = [f for f in active if f not in negative]
+
+
+def _threshold_for(p: np.ndarray, y: np.ndarray, target: float) -> float:
+    """Lowest probability threshold whose accepted set reaches the target precision."""
+    order = np.argsort(-p, kind="stable")
+    tp = np.cumsum(y[order])
+    precision = tp / np.arange(1, len(p) + 1)
+    ok = np.nonzero(precision >= target)[0]
+    if len(ok) == 0:
+        return 1.0 + 1e-9  # unreachable: nothing is called a match at this level
+    return float(p[order][ok[-1]])
+
+
+def _precision_recall(p: np.ndarray, y: np.ndarray, t: float) -> tuple[float, float]:
+    accepted = p >= t
+    tp = float((accepted & (y == 1)).sum())
+    precision = tp / accepted.sum() if accepted.sum() else 1.0
+    recall = tp / (y == 1).sum() if (y == 1).sum() else 0.0
+    return round(float(precision), 4), round(float(recall), 4)
+
+
+def fit(
+    samples: Sequence[tuple[float, int | None, int]],
+    uses_inliers: bool,
+    groups: Sequence[int] | None = None,
+    seed: int = 0,
+) -> Calibration:
+    """Fit on (score, inliers, label) samples, half the query groups for fitting, half held out.
+
+    Args:
+        samples: one per (query, candidate) pair; label 1 when the candidate is the true object.
+        uses_inliers: include verified correspondences as a feature.
+        groups: the query each sample belongs to, so no query is split across halves.
+    """
+    if not samples:
+        raise ValueError("no calibration samples")
+    data = np.array([[*features_of(s, i if uses_inliers else 0), lab] for s, i, lab in samples], dtype=np.float64)
+    X = np.hstack([np.ones((len(data), 1)), data[:, :2]])
+    y = data[:, 2]
+    if y.min() == y.max():
+        raise ValueError("calibration needs both true matches and non-matches")
+    group_ids = np.asarray(groups if groups is not None else np.arange(len(samples)))
+    unique = np.unique(group_ids)
+    rng = np.random.default_rng(seed)
+    held_groups = set(rng.permutation(unique)[: len(unique) // 2].tolist())
+    held = np.array([g in held_groups for g in group_ids])
+    fit_idx, held_idx = ~held, held
+    if y[fit_idx].min() == y[fit_idx].max() or y[held_idx].min() == y[held_idx].max():
+        fit_idx = held_idx = np.ones(len(y), dtype=bool)  # too few samples to split: state it
+    w = _monotone_fit(X[fit_idx], y[fit_idx])
+    p = 1 / (1 + np.exp(-(X @ w)))
+    strong = _threshold_for(p[fit_idx], y[fit_idx], TARGET_PRECISION["strong"])
+    possible = min(strong, _threshold_for(p[fit_idx], y[fit_idx], TARGET_PRECISION["possible"]))
+    ps, rs = _precision_recall(p[held_idx], y[held_idx], strong)
+    pp, rp = _precision_recall(p[held_idx], y[held_idx], possible)
+    return Calibration(
+        weights=[float(v) for v in w],
+        uses_inliers=uses_inliers,
+        strong=strong,
+        possible=possible,
+        precision={"strong": ps, "possible": pp},
+        recall={"strong": rs, "possible": rp},
+        samples={"fit": int(fit_idx.sum()), "held_out": int(held_idx.sum()),
+                 "held_out_positive": int(y[held_idx].sum()), "split": int(not np.all(fit_idx == held_idx))},
+        fitted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+# Fitted per model family on the project's benchmark (see benchmarks/README.md);
+# an index's own fit (`artefact index calibrate`) replaces them.
+BUILTIN: dict[tuple[str, bool], Calibration] = {}
+
+
+def builtin_calibration(model: Any, uses_inliers: bool) -> Calibration | None:
+    backend = getattr(model, "backend", None)
+    if backend is None or getattr(model, "weights_sha256", "").startswith("random-init"):
+        return None
+    return BUILTIN.get((backend, uses_inliers))
+
+
+def describe(cal: Calibration | None) -> dict[str, Any]:
+    return asdict(cal) if cal else {}
