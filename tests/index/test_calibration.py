@@ -1,0 +1,70 @@
+"""Calibration: monotone probabilities whose thresholds keep their stated precision on new data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from artefact.index.calibration import NO_MATCH, POSSIBLE, STRONG, Calibration, fit
+
+
+def _synthetic(n_queries: int, seed: int) -> tuple[list[tuple[float, int, int]], list[int]]:
+    """Each query: one true candidate and four wrong ones, with overlapping score distributions."""
+    rng = np.random.default_rng(seed)
+    samples, groups = [], []
+    for q in range(n_queries):
+        samples.append((float(rng.normal(0.62, 0.12)), int(rng.poisson(25)), 1))
+        groups.append(q)
+        for _ in range(4):
+            samples.append((float(rng.normal(0.38, 0.10)), int(rng.poisson(1.5)), 0))
+            groups.append(q)
+    return samples, groups
+
+
+@pytest.mark.parametrize("uses_inliers", [True, False])
+def test_probability_is_monotone_in_score_and_inliers(uses_inliers: bool) -> None:
+    samples, groups = _synthetic(300, seed=1)
+    cal = fit(samples, uses_inliers=uses_inliers, groups=groups)
+    scores = np.linspace(-0.2, 1.0, 50)
+    probs = [cal.probability(s, 10) for s in scores]
+    assert all(b >= a for a, b in zip(probs, probs[1:]))
+    by_inliers = [cal.probability(0.5, n) for n in range(0, 200, 5)]
+    assert all(b >= a for a, b in zip(by_inliers, by_inliers[1:]))
+    if not uses_inliers:
+        assert by_inliers[0] == by_inliers[-1]
+
+
+def test_negative_weight_is_dropped_to_stay_monotone() -> None:
+    rng = np.random.default_rng(3)
+    # Inliers here are anti-correlated with truth: a free fit would give them a negative weight.
+    samples = [(float(rng.normal(0.7, 0.1)), int(rng.poisson(2)), 1) for _ in range(200)]
+    samples += [(float(rng.normal(0.4, 0.1)), int(rng.poisson(20)), 0) for _ in range(200)]
+    cal = fit(samples, uses_inliers=True)
+    assert cal.weights[2] == 0.0 and cal.weights[1] > 0
+
+
+def test_thresholds_reproduce_the_stated_precision_on_held_out_data() -> None:
+    samples, groups = _synthetic(400, seed=2)
+    cal = fit(samples, uses_inliers=True, groups=groups)
+    assert cal.samples["split"] == 1 and cal.samples["held_out"] > 0
+    assert cal.strong >= cal.possible
+    fresh, _ = _synthetic(2000, seed=99)  # data the fit never saw
+    for level, threshold in (("strong", cal.strong), ("possible", cal.possible)):
+        accepted = [lab for s, i, lab in fresh if cal.probability(s, i) >= threshold]
+        precision = sum(accepted) / len(accepted)
+        assert precision >= cal.precision[level] - 0.03, (level, precision, cal.precision)
+        assert precision >= {"strong": 0.97, "possible": 0.88}[level]
+
+
+def test_verdicts_follow_the_thresholds() -> None:
+    cal = Calibration(weights=[-10.0, 10.0, 1.0], uses_inliers=True, strong=0.9, possible=0.5)
+    assert cal.verdict(0.95) == STRONG
+    assert cal.verdict(0.6) == POSSIBLE
+    assert cal.verdict(0.2) == NO_MATCH
+    again = Calibration.from_json(cal.to_json())
+    assert again == cal
+
+
+def test_fit_refuses_one_sided_data() -> None:
+    with pytest.raises(ValueError):
+        fit([(0.5, 3, 1), (0.7, 9, 1)], uses_inliers=True)
