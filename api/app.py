@@ -41,6 +41,8 @@ from artefact.index.search import SearchResult
 
 log = logging.getLogger(__name__)
 
+EVIDENCE_PER_SEARCH = 3
+
 WEB_DIR = Path(__file__).parent / "web"
 
 # Most specific first: each error type maps to one status and its own message.
@@ -111,6 +113,19 @@ class BodyLimit:
 
 
 # -- response models (documented in OpenAPI) -------------------------------------------------
+class ErrorOut(BaseModel):
+    detail: str
+
+
+ERROR_RESPONSES = {
+    400: "bad filter value or catalogue error", 401: "missing, unknown or revoked API key",
+    403: "the key's role is too low", 404: "no such object, image or search record",
+    409: "the object exists already, or the index was built with another model",
+    413: "request, photo, photo count or pixel count over the limit", 415: "not an image",
+    503: "the model and index are still loading (Retry-After)",
+}
+
+
 class ImageOut(BaseModel):
     image_id: int
     url: str
@@ -141,6 +156,7 @@ class MatchOut(BaseModel):
     verdict: str = Field("", description="'strong match', 'possible match' or 'no close match'")
     probability: Optional[float] = Field(None, description="calibrated match probability, when the index is calibrated")
     inliers: Optional[int] = Field(None, description="geometrically verified local correspondences (re-ranking on)")
+    evidence_url: Optional[str] = Field(None, description="query and catalogue photo side by side, correspondences drawn")
     object: ObjectOut
     hits: list[HitOut]
 
@@ -238,6 +254,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         description="Search catalogues of stolen and looted cultural objects by photo. "
         "Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
         lifespan=lifespan,
+        # The errors any route may answer, so clients (and schema-driven testers) know them.
+        responses={code: {"model": ErrorOut, "description": text} for code, text in ERROR_RESPONSES.items()},
     )
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
@@ -346,15 +364,25 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 matches.append(MatchOut(
                     rank=rank, score=round(m.score, 4), close=m.close, verdict=m.verdict,
                     probability=None if m.probability is None else round(m.probability, 4), inliers=m.inliers,
+                    evidence_url=None,
                     object=_object_out(m.record, images),
                     hits=[HitOut(query=h.query, kind=h.kind, score=round(h.score, 4), image=_image_out(h.image)) for h in m.hits],
                 ))
         verdict = "no close match" if result.no_match else "close match"
         record = audit.record_search(
             who.name, kind, query, result.filters.to_dict(), k, result.threshold, verdict,
-            [{"object_id": m.object.id, "score": m.score, "close": m.close} for m in matches],
+            [{"object_id": m.object.id, "score": m.score, "close": m.close, "verdict": m.verdict,
+              "inliers": m.inliers, "probability": m.probability} for m in matches],
             eng.embedder.description.label(), [(p.sha256, p.data) for p in photos],
         )
+        # Evidence images for the best verified matches, drawn once and kept with the record.
+        drawn = 0
+        for out, m in zip(matches, result.matches):
+            if drawn >= EVIDENCE_PER_SEARCH or m.evidence is None or not photos:
+                continue
+            if eng.save_evidence(record["search_id"], out.rank, photos[m.evidence.query].image, m.evidence):
+                out.evidence_url = f"/v1/searches/{record['search_id']}/evidence/{out.rank}"
+                drawn += 1
         return SearchOut(search_id=record["search_id"], at_utc=record["at_utc"], verdict=verdict,
                          threshold=result.threshold, matches=matches,
                          timings_ms={k_: round(v, 1) for k_, v in result.timings_ms.items()})
@@ -370,6 +398,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         country: str = Form("", max_length=200),
         source: str = Form("", max_length=200),
         include_recovered: bool = Form(False),
+        rerank: int = Form(20, ge=0, le=100, description="top candidates given geometric verification; 0 = off"),
         who: Principal = Depends(role("officer")),
     ) -> SearchOut:
         eng = get_engine()
@@ -381,7 +410,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         t0 = time.perf_counter()
         inputs = [eng.prepare(_read_upload(p, settings.max_photo_bytes)) for p in photos]
         decode_ms = (time.perf_counter() - t0) * 1e3
-        result = eng.search(inputs, [], min(k, settings.max_k), filters, min_score, decode_ms)
+        result = eng.search(inputs, [], min(k, settings.max_k), filters, min_score, decode_ms, rerank)
         query = {"photos_sha256": [p.sha256 for p in inputs], "filenames": [p.filename or "" for p in photos]}
         return _respond(result, who, "photo", query, k, inputs, eng)
 
@@ -403,6 +432,17 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         if record is None or (record["key_name"] != who.name and not role_allows(who.role, "admin")):
             raise ObjectNotFoundError(f"no search record {search_id} for this key")
         return record
+
+    @app.get("/v1/searches/{search_id}/evidence/{rank}", tags=["audit"], response_class=FileResponse,
+             summary="Why a match: query and catalogue photo with the verified correspondences drawn")
+    def get_evidence(search_id: str, rank: int, who: Principal = Depends(role("officer"))) -> FileResponse:
+        record = audit.get(search_id)
+        if record is None or (record["key_name"] != who.name and not role_allows(who.role, "admin")):
+            raise ObjectNotFoundError(f"no search record {search_id} for this key")
+        path = get_engine().evidence_path(search_id, rank)
+        if not path.is_file():
+            raise ObjectNotFoundError(f"search {search_id} has no evidence image for rank {rank}")
+        return FileResponse(path, media_type="image/jpeg")
 
     @app.get("/v1/audit/searches", tags=["audit"], summary="Export the search log as JSON Lines (admin)")
     def export_audit(since: Optional[str] = Query(None, max_length=40, description="ISO-8601 UTC lower bound"),

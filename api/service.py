@@ -20,13 +20,13 @@ from artefact.embed.embedder import Embedder
 from artefact.embed.errors import ArtefactError, ObjectNotFoundError
 from artefact.embed.images import load_image
 from artefact.embed.models import load_embedder, load_embedder_with_fallback
-from artefact.embed.preprocess import PreprocessConfig, load_photo
+from artefact.embed.preprocess import MIN_DECODE_SIDE, PreprocessConfig, load_photo
 from artefact.index.catalogue import SearchFilters
 from artefact.index.ingest import PreparedPhoto, store_photos
 from artefact.index.library import Library
 from artefact.index.records import ObjectRecord
-from artefact.index.search import DEFAULT_RERANK, SearchResult, default_threshold, embed_queries, rank
-from artefact.index.verification import DEFAULT_KIND, Features
+from artefact.index.search import DEFAULT_RERANK, Evidence, SearchResult, default_threshold, embed_queries, rank
+from artefact.index.verification import DEFAULT_KIND, Features, draw_evidence
 from artefact.index.verification import extract as extract_features
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,7 @@ class Engine:
             self.library.local_features_kind(DEFAULT_KIND)  # new indexes store local features
         self.thumb_dir = settings.home / "thumbnails"
         self.upload_dir = settings.home / "uploads"
+        self.evidence_dir = settings.home / "evidence"
 
     def close(self) -> None:
         self.batcher.close()
@@ -261,6 +262,23 @@ class Engine:
             img.save(tmp, "JPEG", quality=85)
             tmp.replace(target)
         return target
+
+    def save_evidence(self, search_id: str, rank: int, query_image: Image.Image, evidence: Evidence) -> bool:
+        """Draw the verified correspondences of one match; False when the catalogue photo is gone."""
+        try:
+            cand = load_image(self.image_file(evidence.image.image_id), max_pixels=self.settings.max_pixels,
+                              min_side=MIN_DECODE_SIDE)
+        except (ArtefactError, OSError) as exc:
+            log.warning("no evidence image for search %s rank %d: %s", search_id, rank, exc)
+            return False
+        self.evidence_dir.mkdir(parents=True, exist_ok=True)
+        draw_evidence(query_image, cand, evidence.verification).save(self.evidence_path(search_id, rank), "JPEG", quality=85)
+        return True
+
+    def evidence_path(self, search_id: str, rank: int) -> Path:
+        if not search_id.isalnum():
+            raise ImageNotFoundError("no such evidence image")
+        return self.evidence_dir / f"{search_id}-{int(rank)}.jpg"
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
