@@ -139,6 +139,14 @@ def cmd_index_stats(args: argparse.Namespace, settings: Settings) -> int:
     if model:
         print(f"Model:    {model['backend']}:{model['model_name']}/{model['pretrained']} (dim {model['dim']})")
     print(f"Files:    catalogue {stats['catalogue_bytes'] / 1e6:.1f} MB, index {stats['index_bytes'] / 1e6:.1f} MB")
+    print(f"Local features: {stats['local_features'] or 'none'} ({stats.get('images_with_features', 0)} photos)")
+    for mode, cal in stats["calibration"].items():
+        if cal:
+            print(f"Verdicts ({mode.replace('_', ' ')}): strong at p >= {cal['strong']:.3f} "
+                  f"(precision {cal['precision'].get('strong', 0):.3f}), possible at p >= {cal['possible']:.3f} "
+                  f"(precision {cal['precision'].get('possible', 0):.3f}), fitted {cal['fitted_at'] or 'built in'}")
+        else:
+            print(f"Verdicts ({mode.replace('_', ' ')}): uncalibrated (similarity threshold; run `artefact index calibrate`)")
     return 0
 
 
@@ -154,6 +162,33 @@ def cmd_index_check(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"OK: {stats['objects']} objects, {stats['images']} photos, {stats['vectors']} vectors, consistent")
     return 1 if problems else 0
+
+
+def cmd_index_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from artefact.index.calibration import collect_samples, fit
+    from artefact.index.evaluation import read_queries
+
+    queries = read_queries(Path(args.queries))
+    with _library(settings) as library:
+        embedder = _embedder_for(settings, library)
+        samples, groups = collect_samples(library, embedder, queries, depth=args.depth,
+                                          rerank=0 if not library.local_features else args.rerank)
+        fitted = []
+        for uses_inliers in ([True, False] if library.local_features else [False]):
+            cal = fit(samples, uses_inliers=uses_inliers, groups=groups)
+            with library.writing():
+                library.set_calibration(cal)
+            fitted.append(cal)
+    if args.json:
+        _print_json([c.__dict__ for c in fitted])
+        return 0
+    print(f"Calibrated on {len(queries)} queries ({len(samples)} candidate pairs, {sum(s[2] for s in samples)} true)")
+    for c in fitted:
+        mode = "with geometric verification" if c.uses_inliers else "similarity only"
+        print(f"  {mode}: strong match at p >= {c.strong:.3f} (held-out precision {c.precision['strong']:.3f}, "
+              f"recall {c.recall['strong']:.3f}); possible match at p >= {c.possible:.3f} "
+              f"(precision {c.precision['possible']:.3f}, recall {c.recall['possible']:.3f})")
+    return 0
 
 
 def cmd_objects_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -391,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_index_add)
     index.add_parser("stats", parents=[common], help="counts, model and file sizes").set_defaults(func=cmd_index_stats)
     index.add_parser("check", parents=[common], help="verify catalogue and index agree").set_defaults(func=cmd_index_check)
+    p = index.add_parser("calibrate", parents=[common], help="fit match verdicts on labelled queries (true objects + distractors)")
+    p.add_argument("queries", help="query list (CSV/JSON Lines: query, expected_id; empty id = distractor)")
+    p.add_argument("--depth", type=int, default=10, help="candidates per query used as samples")
+    p.add_argument("--rerank", type=int, default=20, help="candidates given geometric verification")
+    p.set_defaults(func=cmd_index_calibrate)
 
     objects = sub.add_parser("objects", help="show, list, change and retire records").add_subparsers(dest="sub", required=True, metavar="SUB")
     p = objects.add_parser("show", parents=[common], help="one record with its photos and history")
@@ -436,6 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys.add_parser("revoke", parents=[common], help="revoke a key")
     p.add_argument("name")
     p.set_defaults(func=cmd_keys_revoke)
+
+    from artefact.api.eval_command import add_eval_parser
+
+    add_eval_parser(sub, common)
 
     model = sub.add_parser("model", help="model information and download").add_subparsers(dest="sub", required=True, metavar="SUB")
     model.add_parser("info", parents=[common], help="the model this installation uses").set_defaults(func=cmd_model_info)

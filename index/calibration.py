@@ -165,3 +165,26 @@ def builtin_calibration(model: Any, uses_inliers: bool) -> Calibration | None:
 
 def describe(cal: Calibration | None) -> dict[str, Any]:
     return asdict(cal) if cal else {}
+
+
+def collect_samples(library: Any, embedder: Any, queries: Sequence[Any], depth: int = 10,
+                    rerank: int = 20) -> tuple[list[tuple[float, int | None, int]], list[int]]:
+    """Search every labelled query and turn its top candidates into (score, inliers, label) samples.
+
+    Args:
+        queries: `artefact.index.evaluation.Query` items (expected_id None = distractor).
+        depth: candidates per query; the true object counts as 1, every other as 0.
+    """
+    from artefact.index.catalogue import SearchFilters
+    from artefact.index.search import search
+
+    samples: list[tuple[float, int | None, int]] = []
+    groups: list[int] = []
+    for n, q in enumerate(queries):
+        # threshold=1.0: plain ranking; verdicts are what is being fitted here.
+        result = search(library, embedder, q.photos, k=depth, rerank=rerank,
+                        filters=SearchFilters(include_recovered=True), threshold=1.0)
+        for m in result.matches:
+            samples.append((float(m.score), m.inliers, int(m.record.object_id == q.expected_id)))
+            groups.append(n)
+    return samples, groups

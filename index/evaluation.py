@@ -370,6 +370,7 @@ def evaluate(
     search_k: int | None = None,
     filters: Any = None,
     batch_size: int = 1,
+    search_options: Mapping[str, Any] | None = None,
     progress: bool = False,
 ) -> EvalRun:
     """Run every query through `artefact.index.search.search` and record what came back.
@@ -387,6 +388,11 @@ def evaluate(
             latency is what an officer waits for. More embeds that many queries'
             photos in one model batch (much faster on CPU); each query's latency is
             then its decode + its share of the batch + its own index search.
+            Batched queries are ranked by embedding similarity alone (`search_vectors`):
+            any re-ranking `search()` does is left out, so use 1 to measure the
+            engine exactly as deployed.
+        search_options: extra keyword arguments for `search()` (e.g. `{"rerank": 0}`
+            where the installed search supports it); recorded in the report.
     """
     from artefact.index.catalogue import SearchFilters
     from artefact.index.search import default_threshold
@@ -405,13 +411,14 @@ def evaluate(
         "threshold": default_threshold(model),
         "search_k": depth,
         "batch_size": batch_size,
+        "search_options": dict(search_options or {}) if batch_size == 1 else "embedding similarity only (batched)",
     })
     bar = _progress(len(queries), progress, label)
     step = max(1, batch_size)
     for start in range(0, len(queries), step):
         chunk = queries[start : start + step]
         if step == 1:
-            outcomes = [_one_query(library, embedder, chunk[0], depth, filters)]
+            outcomes = [_one_query(library, embedder, chunk[0], depth, filters, dict(search_options or {}))]
         else:
             outcomes = _batched_queries(library, embedder, chunk, depth, filters)
         for q, (matches, ms, error) in zip(chunk, outcomes):
@@ -431,12 +438,13 @@ def evaluate(
     return run
 
 
-def _one_query(library: Any, embedder: Any, q: Query, depth: int, filters: Any) -> tuple[list[Any], float, str | None]:
+def _one_query(library: Any, embedder: Any, q: Query, depth: int, filters: Any,
+               options: dict[str, Any]) -> tuple[list[Any], float, str | None]:
     from artefact.index.search import search
 
     t0 = time.perf_counter()
     try:
-        res = search(library, embedder, q.photos, k=depth, filters=filters)
+        res = search(library, embedder, q.photos, k=depth, filters=filters, **options)
     except Exception as exc:  # noqa: BLE001 - a bad query photo is recorded, not fatal
         return [], 0.0, f"{type(exc).__name__}: {exc}"
     return res.matches, (time.perf_counter() - t0) * 1e3, None

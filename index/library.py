@@ -228,6 +228,8 @@ class Library:
 
     # -- reports ----------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
+        from artefact.index.calibration import describe
+
         model = self.model
         return {
             "home": str(self.home),
@@ -238,6 +240,11 @@ class Library:
             "index_bytes": self.index_path.stat().st_size if self.index_path.is_file() else 0,
             "catalogue_bytes": self.catalogue.path.stat().st_size,
             "generation": self.catalogue.generation,
+            "local_features": self.local_features,
+            "calibration": {
+                "with_verification": describe(self.calibration(uses_inliers=True)),
+                "similarity_only": describe(self.calibration(uses_inliers=False)),
+            },
         }
 
     def check(self) -> list[str]:
