@@ -444,7 +444,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             raise ObjectNotFoundError(f"search {search_id} has no evidence image for rank {rank}")
         return FileResponse(path, media_type="image/jpeg")
 
-    @app.get("/v1/audit/searches", tags=["audit"], summary="Export the search log as JSON Lines (admin)")
+    @app.get("/v1/audit/searches", tags=["audit"], summary="Export the search log as JSON Lines (admin)",
+             # documents what the export really sends (errors stay JSON)
+             responses={200: {"description": "one search record per line",
+                              "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
     def export_audit(since: Optional[str] = Query(None, max_length=40, description="ISO-8601 UTC lower bound"),
                      who: Principal = Depends(role("admin"))) -> Response:
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in audit.export(since))

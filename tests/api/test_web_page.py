@@ -1,0 +1,378 @@
+"""The officers' web page end to end: the real service on the sample index, driven in Debian's Chromium.
+
+Screenshots at phone (360 px) and desktop width are written to test-artefacts/web/.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "data" / "sample"
+QUERIES = SAMPLE / "queries"
+PAINTING_QUERY = QUERIES / "query-painting-SMP-PAINT-01.jpg"
+UNRELATED_QUERY = QUERIES / "query-unrelated-chelsea-cat.jpg"
+ARTEFACTS = REPO / "test-artefacts" / "web"
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium phones home at start (and this machine refuses it).
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage",
+]
+PHONE = {"width": 360, "height": 780}
+DESKTOP = {"width": 1280, "height": 900}
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def web_home(tmp_path_factory: pytest.TempPathFactory, offline_embedder: Any) -> tuple[Path, dict[str, str]]:
+    """The sample catalogue indexed with the offline EfficientNet model, plus an officer and a curator key."""
+    from artefact.api.security import KeyStore
+    from artefact.index.ingest import ingest_manifest
+    from artefact.index.library import Library
+
+    home = tmp_path_factory.mktemp("web-home")
+    with Library(home) as library:
+        report = ingest_manifest(library, offline_embedder, SAMPLE / "catalogue.csv", SAMPLE / "images",
+                                 workers=0, progress=False)
+    assert report.images_added == 33, report
+    store = KeyStore(home / "access.sqlite")
+    keys = {role: store.create(f"{role}-1", role) for role in ("officer", "curator")}
+    store.close()
+    return home, keys
+
+
+@pytest.fixture(scope="module")
+def server(web_home: tuple[Path, dict[str, str]]) -> Iterator[str]:
+    """The real service (uvicorn, real start-up) on a free loopback port."""
+    import uvicorn
+
+    from artefact.api.app import create_app
+    from artefact.api.settings import Settings
+
+    home, _ = web_home
+    app = create_app(Settings(home=home, offline=True))
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, name="web-test-server", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the service did not become ready")
+        time.sleep(0.3)
+    yield base
+    srv.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+class Visit:
+    """One browser context on the service, recording every request it makes."""
+
+    def __init__(self, browser: Any, base: str, viewport: dict[str, int], lang: str | None = None,
+                 enforce_csp: bool = False) -> None:
+        self.base = base
+        self.requests: list[str] = []
+        self.outside: list[str] = []
+        self.console_errors: list[str] = []
+        # Playwright's wait_for_function evaluates strings, which the page's own CSP forbids; the load test
+        # keeps the CSP on to show the page itself runs under it.
+        self.context = browser.new_context(viewport=viewport, accept_downloads=True, bypass_csp=not enforce_csp)
+        init = "window.__printed = 0; window.print = () => { window.__printed += 1; };"
+        if lang:
+            init += f"localStorage.setItem('artefact.lang', {json.dumps(lang)});"
+        self.context.add_init_script(init)
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        # HTTP error statuses are part of the tests (401, 415); Chromium logs each one, script errors are what count.
+        self.page.on("console", lambda m: self.console_errors.append(m.text)
+                     if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+        self.page.on("pageerror", lambda e: self.console_errors.append(str(e)))
+        self.page.goto(base + "/")
+
+    def _route(self, route: Any) -> None:
+        url = route.request.url
+        self.requests.append(url)
+        if url.startswith(self.base + "/") or url.startswith(("blob:", "data:")):
+            route.continue_()
+        else:  # recorded and refused: nothing may leave the machine
+            self.outside.append(url)
+            route.abort()
+
+    def sign_in(self, key: str) -> None:
+        self.page.fill("#key-input", key)
+        self.page.press("#key-input", "Enter")  # keyboard, not a click
+        self.page.wait_for_selector("#app-view:not([hidden])")
+
+    def search_photo(self, *paths: Path) -> None:
+        self.page.set_input_files("#files-input", [str(p) for p in paths])
+        self.page.wait_for_function(f"document.querySelectorAll('#photo-list li').length === {len(paths)}")
+        self.page.click("#search-button")
+        self.page.wait_for_selector("#results:not([hidden])")
+
+    def wait_images(self, selector: str) -> None:
+        self.page.wait_for_function(
+            "sel => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)", arg=selector)
+
+    def no_horizontal_overflow(self) -> None:
+        width = self.page.evaluate("document.documentElement.scrollWidth")
+        client = self.page.evaluate("document.documentElement.clientWidth")
+        assert width <= client, f"page is {width}px wide in a {client}px viewport"
+
+    def screenshot(self, name: str, full_page: bool = True) -> None:
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=full_page)
+
+    def close(self) -> None:
+        assert not self.outside, f"requests left the machine: {self.outside}"
+        assert all(u.startswith((self.base, "blob:", "data:")) for u in self.requests), self.requests
+        assert not self.console_errors, self.console_errors
+        self.context.close()
+
+
+@pytest.fixture
+def visit(browser: Any, server: str) -> Iterator[Any]:
+    opened: list[Visit] = []
+
+    def make(viewport: dict[str, int] = PHONE, lang: str | None = None, enforce_csp: bool = False) -> Visit:
+        v = Visit(browser, server, viewport, lang, enforce_csp)
+        opened.append(v)
+        return v
+
+    yield make
+    for v in opened:
+        v.close()
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_page_load_requests_nothing_outside_the_service(visit: Any, server: str) -> None:
+    v = visit(PHONE, enforce_csp=True)
+    v.page.wait_for_selector("#signin-view:not([hidden])")
+    v.page.wait_for_load_state("networkidle")
+    paths = {u.removeprefix(server) for u in v.requests}
+    assert {"/", "/static/style.css", "/static/app.js", "/static/i18n.js", "/static/strength.js"} <= paths
+    assert all(u.startswith(server) for u in v.requests), v.requests
+    # The key lives in session storage only; it never appears in a URL.
+    assert v.page.evaluate("sessionStorage.getItem('artefact.key')") is None
+    v.screenshot("phone-sign-in")
+
+
+def test_wrong_key_gives_a_plain_message(visit: Any) -> None:
+    v = visit(PHONE)
+    v.page.fill("#key-input", "ak_not-a-real-key")
+    v.page.click("#signin-form button[type=submit]")
+    message = v.page.wait_for_selector("#message:not([hidden])")
+    assert "API key was not accepted" in message.inner_text()
+    assert v.page.is_visible("#signin-view")
+    assert v.page.evaluate("sessionStorage.getItem('artefact.key')") is None
+
+
+def test_officer_finds_the_painting_opens_its_record_and_gets_the_search_record(
+        visit: Any, web_home: tuple[Path, dict[str, str]]) -> None:
+    _, keys = web_home
+    v = visit(PHONE)
+    v.sign_in(keys["officer"])
+    assert "officer-1" in v.page.inner_text("#who")
+    assert v.page.is_hidden("#curator-section"), "officers get no curator tools"
+    assert v.page.evaluate("sessionStorage.getItem('artefact.key')") == keys["officer"]
+    v.search_photo(PAINTING_QUERY)
+
+    verdict = v.page.inner_text("#verdict")
+    assert "Strong match" in verdict or "Possible match" in verdict
+    first = v.page.locator("#match-list > li").first
+    first_text = first.inner_text()
+    assert "SMP-PAINT-01" in first_text and "The Starry Night" in first_text
+    for shown in ("painting", "oil on canvas", "1889", "Stolen", "France", "SAMPLE-2026-0101", "sample-desk@example.org"):
+        assert shown in first_text
+    assert first.locator(".badge").inner_text() in ("Strong match", "Possible match")
+    assert "similarity" in first_text  # the raw number is there too, but not alone
+    v.wait_images("#match-list img")
+    v.no_horizontal_overflow()
+    v.screenshot("phone-match")
+
+    # The full record, with all its photos (fetched with the key, shown from blob URLs).
+    first.locator("button.open-record").click()
+    v.page.wait_for_selector("#record-dialog[open]")
+    assert v.page.locator("#record-body .record-photos img").count() == 2
+    v.wait_images("#record-body .record-photos img")
+    assert v.page.evaluate("[...document.querySelectorAll('#record-body img')].every(i => i.src.startsWith('blob:'))")
+    body = v.page.inner_text("#record-body")
+    assert "swirling night sky" in body and "Distinguishing features" in body
+    assert v.page.locator("#status-select").count() == 0, "officers cannot change a status"
+    v.screenshot("phone-record", full_page=False)  # a modal dialog: what the officer sees
+    v.page.keyboard.press("Escape")
+    assert v.page.locator("#record-dialog[open]").count() == 0
+
+    # The timestamped search record: download and print.
+    with v.page.expect_download() as info:
+        v.page.click("#download-record")
+    record = json.loads(Path(info.value.path()).read_text())
+    assert record["results"][0]["object_id"] == "SMP-PAINT-01"
+    assert record["at_utc"] and record["key_name"] == "officer-1"
+    assert record["search_id"] in v.page.inner_text("#search-ref")
+    v.page.click("#print-record")
+    v.page.wait_for_function("window.__printed === 1")
+    printed = v.page.inner_text("#print-view") if v.page.is_visible("#print-view") else v.page.text_content("#print-view")
+    assert record["search_id"] in printed and record["at_utc"] in printed and "SMP-PAINT-01" in printed
+
+
+def test_unrelated_photo_gets_the_no_close_match_view(visit: Any, web_home: tuple[Path, dict[str, str]]) -> None:
+    _, keys = web_home
+    v = visit(PHONE)
+    v.sign_in(keys["officer"])
+    v.search_photo(UNRELATED_QUERY)
+    assert "verdict-none" in v.page.get_attribute("#verdict", "class")
+    assert "No close match in the database" in v.page.inner_text("#verdict")
+    assert v.page.locator("#match-list > li").count() == 0
+    assert v.page.is_visible("#nearest"), "the nearest objects stay available, folded away"
+    assert v.page.locator("#nearest-list > li .badge-weak").count() >= 1
+    v.no_horizontal_overflow()
+    v.screenshot("phone-no-match")
+
+
+def test_non_image_upload_shows_the_error(visit: Any, web_home: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    _, keys = web_home
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("this is a text file, not a photograph\n")
+    v = visit(PHONE)
+    v.sign_in(keys["officer"])
+    v.page.set_input_files("#files-input", str(fake))
+    v.page.wait_for_selector("#photo-list li .no-preview")
+    v.page.click("#search-button")
+    message = v.page.wait_for_selector("#message:not([hidden])")
+    text = message.inner_text()
+    assert "not an image the service can read" in text
+    assert "not a recognised image" in text  # the service's own detail, in plain words
+    assert v.page.is_hidden("#results")
+    v.screenshot("phone-error")
+
+
+def test_crop_by_keyboard_is_sent_as_a_jpeg_and_still_finds_the_painting(
+        visit: Any, web_home: tuple[Path, dict[str, str]]) -> None:
+    _, keys = web_home
+    v = visit(DESKTOP)
+    v.sign_in(keys["officer"])
+    v.page.set_input_files("#files-input", str(PAINTING_QUERY))
+    v.page.locator("#photo-list button", has_text="Crop").click()
+    v.page.wait_for_selector("#crop-dialog[open]")
+    assert v.page.evaluate("document.activeElement.id") == "crop-canvas"
+    # Drag a selection with the pointer, then adjust it with the keyboard.
+    box = v.page.locator("#crop-canvas").bounding_box()
+    v.page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
+    v.page.mouse.down()
+    v.page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.9, steps=5)
+    v.page.mouse.up()
+    assert v.page.input_value("#crop-x") == "20"
+    v.page.focus("#crop-canvas")
+    v.page.keyboard.press("ArrowLeft")
+    v.page.keyboard.press("ArrowLeft")
+    v.page.keyboard.press("Shift+ArrowRight")
+    assert v.page.input_value("#crop-x") == "16"
+    v.page.fill("#crop-x", "5")
+    v.page.fill("#crop-w", "90")
+    v.page.press("#crop-w", "Tab")
+    v.page.focus("#crop-apply")
+    v.page.keyboard.press("Enter")
+    v.page.wait_for_selector("#crop-dialog[open]", state="detached")
+    assert "(cropped)" in v.page.inner_text("#photo-list")
+    with v.page.expect_request("**/v1/search/photo") as req:
+        v.page.click("#search-button")
+    body = req.value.post_data_buffer
+    assert b'filename="query-painting-SMP-PAINT-01-crop.jpg"' in body and b"\xff\xd8\xff" in body
+    v.page.wait_for_selector("#results:not([hidden])")
+    assert "SMP-PAINT-01" in v.page.locator("#match-list > li").first.inner_text()
+    v.wait_images("#match-list img")
+    v.no_horizontal_overflow()
+    v.screenshot("desktop-match")
+
+
+def test_right_to_left_layout_holds_at_phone_width(visit: Any, web_home: tuple[Path, dict[str, str]]) -> None:
+    _, keys = web_home
+    v = visit(PHONE, lang="ar")
+    v.page.wait_for_selector("#signin-view:not([hidden])")
+    assert v.page.get_attribute("html", "dir") == "rtl"
+    # A stub Arabic table, as a translator would add it.
+    v.page.evaluate("""async () => {
+        const i18n = await import('/static/i18n.js');
+        i18n.addStrings('ar', {search_button: 'بحث', verdict_strong: 'تطابق قوي', verdict_possible: 'تطابق محتمل',
+                               signin_button: 'تسجيل الدخول'});
+        const select = document.getElementById('lang-select');
+        select.value = 'ar';
+        select.dispatchEvent(new Event('change'));
+    }""")
+    assert v.page.inner_text("#signin-form button") == "تسجيل الدخول"
+    v.sign_in(keys["officer"])
+    assert v.page.inner_text("#search-button") == "بحث"
+    v.search_photo(PAINTING_QUERY)
+    v.wait_images("#match-list img")
+    v.no_horizontal_overflow()
+    # Mirrored: the verdict's accent bar sits on the right, the heading starts at the right.
+    borders = v.page.evaluate("(() => { const s = getComputedStyle(document.getElementById('verdict'));"
+                              " return [parseFloat(s.borderRightWidth), parseFloat(s.borderLeftWidth)]; })()")
+    assert borders[0] > borders[1]
+    h = v.page.locator("#results-h").bounding_box()
+    assert h["x"] + h["width"] > PHONE["width"] - 60
+    v.screenshot("phone-rtl-match")
+
+
+def test_curator_adds_an_object_and_changes_its_status(visit: Any, web_home: tuple[Path, dict[str, str]]) -> None:
+    _, keys = web_home
+    v = visit(DESKTOP)
+    v.sign_in(keys["curator"])
+    assert v.page.is_visible("#curator-section")
+    v.page.fill("#add-id", "WEB-TEST-01")
+    v.page.fill("#add-title", "Test amphora added from the page")
+    v.page.fill("#add-object_type", "vessel")
+    v.page.select_option("#add-status", "missing")
+    v.page.fill("#add-case_reference", "WEB-CASE-1")
+    v.page.set_input_files("#add-photos", str(QUERIES / "query-partial-SMP-ARCH-01.jpg"))
+    v.page.click("#add-form button[type=submit]")
+    v.page.wait_for_function("document.getElementById('notice').textContent.includes('WEB-TEST-01')")
+    assert "28 objects" in v.page.inner_text("#db-summary")
+
+    v.search_photo(QUERIES / "query-partial-SMP-ARCH-01.jpg")
+    card = v.page.locator("#match-list > li", has_text="WEB-TEST-01")
+    card.locator("button.open-record").click()
+    v.page.wait_for_selector("#record-dialog[open]")
+    v.page.select_option("#status-select", "recovered")
+    v.page.click("#record-body .status-form button")
+    v.page.wait_for_function("document.getElementById('record-body').textContent.includes('Status changed to Recovered')")
+    assert "Recovered" in v.page.inner_text("#record-body .field-status")
+    v.screenshot("desktop-curator-record", full_page=False)
