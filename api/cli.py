@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -488,6 +489,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before torch/faiss load: idle OpenMP threads sleep instead of spinning. Spinning
+    # threads starve the decoder processes and any other work on a small machine
+    # (benchmarks/README.md: a single embed went from ~50 ms to 1-2.6 s without this).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     for flag in ("json", "quiet", "verbose", "offline"):

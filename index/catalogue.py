@@ -427,6 +427,13 @@ class Catalogue:
         ).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def recovered_image_ids(self) -> np.ndarray:
+        """Photos of recovered objects (uses the status index; usually a short list)."""
+        rows = self.db.execute(
+            "SELECT i.image_id FROM objects o JOIN images i ON i.object_pk = o.pk WHERE o.status = 'recovered'"
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
     def vectors(self, image_ids: Sequence[int] | None = None, chunk: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (ids, float32 matrix) in chunks, for all images or the ones named."""
         if image_ids is None:

@@ -424,7 +424,10 @@ def evaluate(
         for q, (matches, ms, error) in zip(chunk, outcomes):
             obj_type = DISTRACTOR if q.expected_id is None else types.get(q.expected_id, "")
             ids = [m.record.object_id for m in matches]
-            scores = [float(m.score) for m in matches]
+            # Confidence = the calibrated probability where the index has one (it orders the
+            # answers then), else the similarity.
+            scores = [float(m.probability) if getattr(m, "probability", None) is not None else float(m.score)
+                      for m in matches]
             if error:
                 log.warning("query %s failed: %s", q.photos, error)
             run.results.append(QueryResult([str(p) for p in q.photos], q.expected_id, q.condition, q.severity,

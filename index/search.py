@@ -136,7 +136,7 @@ def _selector(library: Library, filters: SearchFilters) -> dict[str, np.ndarray 
     if filters.include_recovered:
         return {}
     # Only recovered objects are left out: usually few, so exclude them rather than list the rest.
-    return {"excluded": library.catalogue.image_ids(filters, negate=True)}
+    return {"excluded": library.catalogue.recovered_image_ids()}
 
 
 def _tie_at_edge(results: list[tuple[np.ndarray, np.ndarray]], info: dict[int, Any], k: int) -> bool:

@@ -102,8 +102,19 @@ class VectorIndex:
     # -- persistence ----------------------------------------------------------
     def save(self, path: Path, manifest: dict[str, Any]) -> None:
         """Write index then manifest, each atomically; the manifest names the generation saved."""
-        data = faiss.serialize_index(self.index).tobytes()
-        atomic_write_bytes(path, data)
+        # write_index streams to a temp file: no second in-memory copy of a large index.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+        os.close(fd)
+        try:
+            faiss.write_index(self.index, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
         full = {
             "format": MANIFEST_FORMAT,
             "index_type": INDEX_TYPE,
@@ -118,8 +129,7 @@ class VectorIndex:
     def load(cls, path: Path) -> tuple["VectorIndex", dict[str, Any]]:
         try:
             manifest = json.loads(manifest_path(path).read_text())
-            raw = np.fromfile(str(path), dtype=np.uint8)
-            index = faiss.deserialize_index(raw)
+            index = faiss.read_index(str(path))
         except (OSError, ValueError, RuntimeError) as exc:
             raise CatalogueError(f"cannot read vector index {path}: {exc}") from exc
         return cls(int(index.d), index), manifest
