@@ -1,0 +1,260 @@
+#!/usr/bin/env python
+"""Query latency for a 12-megapixel phone photo against an index of --vectors images (default 100k).
+
+Per model: builds (or reuses with --reuse) a Library of N images whose vectors are
+random unit vectors of the model's dimension, inserted straight through the
+Catalogue in one transaction (objects x photos-per-object), bound to the model,
+then the FAISS file is built (reconcile) and saved.  Measures:
+
+  open     Library(home) + first access to .vectors (reads the FAISS file)   [ms]
+  query    artefact.index.search.search(library, embedder, photos=[12 MP JPEG]):
+           decode / embed / search / total, p50 and p95 over --queries runs
+  draft    decode of the 12 MP JPEG: load_image(min_side=2*224) (JPEG DCT draft
+           mode) vs a plain full PIL decode + convert("RGB")
+
+  .venv/bin/python benchmarks/bench_query.py                         # 100k vectors, 20 queries, both models
+  .venv/bin/python benchmarks/bench_query.py --vectors 10000 --queries 5 --models efficientnet-lite0
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import MODELS, Timer, current_rss_mib, dump_json, jpeg_bytes, load_model, machine, make_photo, source_photos, summary, table  # noqa: E402
+
+
+def build_library(home: Path, embedder, n_vectors: int, per_object: int, seed: int = 0) -> dict:
+    """A Library of n_vectors random unit vectors (per_object photos per object), FAISS file saved."""
+    from artefact.index.library import Library
+    from artefact.index.records import ObjectRecord
+
+    shutil.rmtree(home, ignore_errors=True)
+    rng = np.random.default_rng(seed)
+    dim = embedder.dim
+    t0 = time.perf_counter()
+    lib = Library(home)
+    lib.bind_model(embedder.description)
+    cat = lib.catalogue
+    n_obj = (n_vectors + per_object - 1) // per_object
+    statuses = ("stolen", "looted", "missing", "recovered")
+    k = 0
+    with cat.transaction():
+        for o in range(n_obj):
+            oid = f"OBJ-{o:06d}"
+            # 1 object in 50 recovered, so the default "leave recovered out" filter has work to do
+            status = "recovered" if o % 50 == 49 else statuses[o % 3]
+            pk, _ = cat.upsert_object(ObjectRecord(oid, {"status": status, "object_type": "benchmark", "title": oid}))
+            m = min(per_object, n_vectors - k)
+            vecs = rng.standard_normal((m, dim)).astype(np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            for j in range(m):
+                cat.add_image(pk, f"/bench/{oid}/{j}.jpg", f"{k:064x}", 1_000_000, 0, 4000, 3000, vecs[j])
+                k += 1
+    t_insert = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    n = lib.vectors.ntotal  # no FAISS file yet: reconciled from the catalogue, then saved
+    lib.save()
+    t_index = time.perf_counter() - t1
+    lib.close()
+    return {
+        "vectors": n,
+        "objects": n_obj,
+        "dim": dim,
+        "catalogue_insert_s": round(t_insert, 1),
+        "faiss_build_and_save_s": round(t_index, 1),
+        "catalogue_mb": round((home / "catalogue.sqlite").stat().st_size / 1e6, 1),
+        "faiss_mb": round((home / "vectors.faiss").stat().st_size / 1e6, 1),
+    }
+
+
+def time_open(home: Path, repeats: int = 3) -> dict:
+    from artefact.index.library import Library
+
+    opens, totals = [], []
+    rss = []
+    for _ in range(repeats):
+        gc.collect()
+        before = current_rss_mib()
+        t0 = time.perf_counter()
+        lib = Library(home)
+        t1 = time.perf_counter()
+        n = lib.vectors.ntotal
+        t2 = time.perf_counter()
+        rss.append(current_rss_mib() - before)
+        opens.append((t1 - t0) * 1e3)
+        totals.append((t2 - t0) * 1e3)
+        lib.close()
+        del lib
+    return {
+        "catalogue_open_ms": round(min(opens), 1),
+        "open_with_faiss_load_ms": round(min(totals), 1),
+        "open_with_faiss_load_ms_all": [round(x, 1) for x in totals],
+        "rss_growth_after_open_mib": round(max(rss), 1),
+        "vectors": n,
+    }
+
+
+def make_query_jpeg(seed: int = 123, quality: int = 90) -> bytes:
+    src = source_photos()[0]  # skimage astronaut (or the first sample photo)
+    return jpeg_bytes(make_photo(src, 4000, seed, noise=6.0), quality)  # 4000x3000 upscaled + noise
+
+
+def time_draft(data: bytes, min_side: int, repeats: int) -> dict:
+    from PIL import Image
+
+    from artefact.embed.images import load_image
+
+    draft, full = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        img = load_image(data, min_side=min_side)
+        draft.append((time.perf_counter() - t0) * 1e3)
+        draft_size = img.size
+        t0 = time.perf_counter()
+        im = Image.open(io.BytesIO(data))
+        im.load()
+        im = im.convert("RGB")
+        full.append((time.perf_counter() - t0) * 1e3)
+        full_size = im.size
+    return {
+        "min_side": min_side,
+        "draft_decode_ms": summary(draft),
+        "draft_size": list(draft_size),
+        "full_decode_ms": summary(full),
+        "full_size": list(full_size),
+        "speedup_p50": round(summary(full)["p50"] / summary(draft)["p50"], 1),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vectors", type=int, default=100_000, help="images in the index (default 100000)")
+    ap.add_argument("--per-object", type=int, default=4, help="photos per object (default 4 -> 25k objects)")
+    ap.add_argument("--queries", type=int, default=20, help="timed queries per model (default 20)")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: library default = cores)")
+    ap.add_argument("--models", default="efficientnet-lite0,vit-b-32-random", help=f"comma list of {list(MODELS)}")
+    ap.add_argument("--workdir", type=Path, default=None, help="where to build libraries (default: temp dir)")
+    ap.add_argument("--reuse", action="store_true", help="reuse a library already built in --workdir")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--omp-wait-policy", choices=["PASSIVE", "ACTIVE"], default=None,
+                    help="set OMP_WAIT_POLICY before torch/faiss load (PASSIVE: idle OpenMP threads sleep instead of spinning)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.omp_wait_policy:
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy  # must precede the torch import
+    logging.basicConfig(level=logging.ERROR)
+
+    from artefact.index.library import Library
+    from artefact.index.search import search
+
+    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else (lambda *a: print(*a, flush=True))
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_query_"))
+    work.mkdir(parents=True, exist_ok=True)
+    query = make_query_jpeg()
+    log(f"query photo: 4000x3000 JPEG q90, {len(query) / 1e6:.2f} MB")
+    out: dict = {"benchmark": "query", "machine": machine(), "query_jpeg_bytes": len(query), "models": {}}
+    try:
+        for mname in [m.strip() for m in args.models.split(",") if m.strip()]:
+            embedder = load_model(mname, batch_size=32, threads=args.threads)
+            home = work / f"lib_{mname}_{args.vectors}"
+            if args.reuse and (home / "vectors.faiss").is_file():
+                build = {"reused": str(home)}
+            else:
+                log(f"[{mname}] building a library of {args.vectors} vectors (dim {embedder.dim}) ...")
+                build = build_library(home, embedder, args.vectors, args.per_object)
+            log(f"[{mname}] build: {build}")
+            opened = time_open(home)
+            log(f"[{mname}] open: {opened}")
+            lib = Library(home)
+            lib.vectors
+            search(lib, embedder, photos=[query], k=args.k)  # warm-up (first forward pass, caches)
+            rows = {"decode": [], "embed": [], "search": [], "total": []}
+            for _ in range(args.queries):
+                t0 = time.perf_counter()
+                res = search(lib, embedder, photos=[query], k=args.k)
+                total = (time.perf_counter() - t0) * 1e3
+                for key in ("decode", "embed", "search"):
+                    rows[key].append(res.timings_ms[key])
+                rows["total"].append(total)
+            # where the search time goes: pure FAISS vs the recovered-objects filter query
+            xq = embedder.embed_prepared([np.zeros((224, 224, 3), np.uint8)])
+            faiss_ms, excl_ms = [], []
+            from artefact.index.catalogue import SearchFilters
+
+            for _ in range(max(5, args.queries // 2)):
+                t0 = time.perf_counter()
+                lib.vectors.search(xq, 40)
+                faiss_ms.append((time.perf_counter() - t0) * 1e3)
+                t0 = time.perf_counter()
+                lib.catalogue.image_ids(SearchFilters(), negate=True)
+                excl_ms.append((time.perf_counter() - t0) * 1e3)
+            lib.close()
+            out["models"][mname] = {
+                "dim": embedder.dim,
+                "torch_threads": __import__("torch").get_num_threads(),
+                "build": build,
+                "open": opened,
+                "latency_ms": {k: summary(v) for k, v in rows.items()},
+                "search_breakdown_ms": {
+                    "faiss_flat_search_k40": summary(faiss_ms),
+                    "recovered_exclusion_sql": summary(excl_ms),
+                },
+                "matches_returned": len(res.matches),
+            }
+            log(f"[{mname}] latency: {out['models'][mname]['latency_ms']}")
+            if not args.keep:
+                shutil.rmtree(home, ignore_errors=True)
+            del embedder
+        out["draft"] = time_draft(query, 2 * 224, repeats=max(5, args.queries // 2))
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    if args.json:
+        print(dump_json(out))
+        return 0
+    print()
+    print(f"index: {args.vectors} vectors; query: one 4000x3000 JPEG ({len(query) / 1e6:.2f} MB); "
+          f"{args.queries} queries; {out['machine']['cpus']} CPUs, cuda={out['machine']['cuda']}")
+    rows_out = []
+    for m, r in out["models"].items():
+        lat = r["latency_ms"]
+        rows_out.append({
+            "model": m, "dim": r["dim"],
+            "decode p50/p95": f"{lat['decode']['p50']:.0f}/{lat['decode']['p95']:.0f}",
+            "embed p50/p95": f"{lat['embed']['p50']:.0f}/{lat['embed']['p95']:.0f}",
+            "search p50/p95": f"{lat['search']['p50']:.0f}/{lat['search']['p95']:.0f}",
+            "total p50/p95": f"{lat['total']['p50']:.0f}/{lat['total']['p95']:.0f}",
+            "open ms": r["open"]["open_with_faiss_load_ms"],
+            "faiss MB": r["build"].get("faiss_mb", ""),
+        })
+    print(table(rows_out, ["model", "dim", "decode p50/p95", "embed p50/p95", "search p50/p95", "total p50/p95",
+                           "open ms", "faiss MB"]))
+    print("(all ms; 'search' = artefact search_vectors incl. catalogue look-ups)")
+    for m, r in out["models"].items():
+        b = r["search_breakdown_ms"]
+        print(f"  {m}: pure FAISS flat search p50 {b['faiss_flat_search_k40']['p50']} ms; "
+              f"recovered-exclusion SQL (run by every default search) p50 {b['recovered_exclusion_sql']['p50']} ms")
+    d = out["draft"]
+    print(f"12 MP decode: draft mode (min_side {d['min_side']}) p50 {d['draft_decode_ms']['p50']} ms -> "
+          f"{d['draft_size']}; full PIL decode p50 {d['full_decode_ms']['p50']} ms -> {d['full_size']}; "
+          f"{d['speedup_p50']}x faster")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
