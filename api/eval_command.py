@@ -45,13 +45,16 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit:
         queries = queries[: args.limit]
     configs = [_label_and_home(c) for c in (args.compare or [])] or [(Path(settings.home).name or "home", settings.home)]
+    reranks: list[int | None] = [int(v) for v in str(args.rerank).split(",")] if args.rerank is not None else [None]
     runs = []
     for label, home in configs:
         library, embedder = _open(home, settings)
         try:
-            options = {"rerank": args.rerank} if args.rerank is not None else {}
-            runs.append(evaluate(library, embedder, queries, label=label, k=args.k, batch_size=args.batch,
-                                 search_options=options, progress=not args.quiet and not args.json))
+            for rerank in reranks:
+                options = {"rerank": rerank} if rerank is not None else {}
+                name = label if len(reranks) == 1 else f"{label} rerank={rerank}"
+                runs.append(evaluate(library, embedder, queries, label=name, k=args.k, batch_size=args.batch,
+                                     search_options=options, progress=not args.quiet and not args.json))
         finally:
             library.close()
     report = write_report(Path(args.out), runs, plots=not args.no_plots)
@@ -122,8 +125,9 @@ def add_eval_parser(subparsers: Any, common_parent: argparse.ArgumentParser) -> 
     p.add_argument("-k", type=int, default=10, help="largest cut-off for recall@k (default 10)")
     p.add_argument("--batch", type=int, default=1,
                    help="queries per model batch (1 = true per-query latency; more = faster evaluation)")
-    p.add_argument("--rerank", type=int,
-                   help="candidates search() re-ranks geometrically (0 = off; default: search's own); batch 1 only")
+    p.add_argument("--rerank",
+                   help="candidates search() re-ranks geometrically (0 = off; default: search's own); "
+                        "several values (e.g. 0,20) are compared side by side; batch 1 only")
     p.add_argument("--limit", type=int, help="only the first N queries (smoke runs)")
     p.add_argument("--no-plots", action="store_true", help="report.json only")
     p.set_defaults(func=cmd_eval)

@@ -1,0 +1,77 @@
+"""Second look in search: geometric re-ranking and calibrated verdicts on the real sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from artefact.index.calibration import NO_MATCH, POSSIBLE, STRONG, Calibration
+from artefact.index.ingest import ingest_manifest
+from artefact.index.library import Library
+from artefact.index.search import search
+from artefact.index.verification import MIN_MATCHES
+
+from index_helpers import SAMPLE_CSV, SAMPLE_IMAGES, SAMPLE_QUERIES  # type: ignore[import-not-found]
+
+COIN_QUERY = SAMPLE_QUERIES / "query-coin-SMP-COIN-18.jpg"
+CAT_QUERY = SAMPLE_QUERIES / "query-unrelated-chelsea-cat.jpg"
+
+
+@pytest.fixture(scope="module")
+def sample_library(tmp_path_factory: pytest.TempPathFactory, offline_embedder) -> Library:
+    home = tmp_path_factory.mktemp("rerank-home")
+    library = Library(home)
+    ingest_manifest(library, offline_embedder, SAMPLE_CSV, SAMPLE_IMAGES, workers=0, progress=False)
+    assert library.local_features == "sift"
+    assert library.catalogue.counts()["images_with_features"] == 33
+    return library
+
+
+def test_geometric_second_look_puts_the_small_coin_first(sample_library: Library, offline_embedder) -> None:
+    plain = search(sample_library, offline_embedder, [COIN_QUERY], k=5, rerank=0)
+    ranked = search(sample_library, offline_embedder, [COIN_QUERY], k=5, rerank=20)
+    plain_ids = [m.record.object_id for m in plain.matches]
+    assert plain_ids[0] != "SMP-COIN-18"  # similarity alone: a look-alike coin on top
+    assert ranked.matches[0].record.object_id == "SMP-COIN-18"
+    assert ranked.reranked and "rerank" in ranked.timings_ms
+    top = ranked.matches[0]
+    assert top.inliers is not None and top.inliers >= 15
+    assert all((m.inliers or 0) < MIN_MATCHES for m in ranked.matches[1:])
+    assert top.evidence is not None and top.evidence.image.object_id == "SMP-COIN-18"
+    assert top.evidence.verification.inliers == top.inliers
+
+
+def test_unrelated_photo_verifies_against_nothing(sample_library: Library, offline_embedder) -> None:
+    result = search(sample_library, offline_embedder, [CAT_QUERY], k=10, rerank=20)
+    assert all(m.inliers == 0 for m in result.matches)
+    assert result.no_match
+
+
+def test_calibrated_verdicts_and_ordering(sample_library: Library, offline_embedder) -> None:
+    # A hand-set calibration: verified correspondences weigh heavily.
+    cal = Calibration(weights=[-8.0, 10.0, 2.5], uses_inliers=True, strong=0.9, possible=0.5)
+    sample_library.set_calibration(cal)
+    try:
+        result = search(sample_library, offline_embedder, [COIN_QUERY], k=5, rerank=20)
+        top = result.matches[0]
+        assert top.record.object_id == "SMP-COIN-18"
+        assert top.probability == pytest.approx(cal.probability(top.score, top.inliers))
+        assert top.verdict == STRONG and result.verdict == STRONG
+        probs = [m.probability for m in result.matches]
+        assert probs == sorted(probs, reverse=True)
+        assert all(m.verdict == NO_MATCH for m in result.matches[1:])
+        assert "calibrated" in result.decision_rule()
+        # An explicit similarity threshold overrides the calibration.
+        overridden = search(sample_library, offline_embedder, [COIN_QUERY], k=5, rerank=20, threshold=0.3)
+        assert overridden.calibration is None
+        assert all(m.verdict == (POSSIBLE if m.score >= 0.3 else NO_MATCH) for m in overridden.matches)
+    finally:
+        with sample_library.catalogue.transaction():
+            sample_library.catalogue.db.execute("DELETE FROM meta WHERE key LIKE 'calibration%'")
+
+
+def test_stats_report_features_and_calibration(sample_library: Library) -> None:
+    stats = sample_library.stats()
+    assert stats["local_features"] == "sift"
+    assert set(stats["calibration"]) == {"with_verification", "similarity_only"}
