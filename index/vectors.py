@@ -6,8 +6,9 @@ import json
 import logging
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import faiss
 import numpy as np
@@ -21,20 +22,27 @@ INDEX_TYPE = "IDMap2,Flat"
 MANIFEST_FORMAT = 1
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder + rename, so readers never see half a file."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[str]:
+    """Yield a temp file path beside `path`; once written it is fsynced and renamed over
+    `path`, so readers never see half a file. On error the temp file is removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
 
 
 class VectorIndex:
@@ -102,19 +110,8 @@ class VectorIndex:
     # -- persistence ----------------------------------------------------------
     def save(self, path: Path, manifest: dict[str, Any]) -> None:
         """Write index then manifest, each atomically; the manifest names the generation saved."""
-        # write_index streams to a temp file: no second in-memory copy of a large index.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-        os.close(fd)
-        try:
-            faiss.write_index(self.index, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp:
+            faiss.write_index(self.index, tmp)  # streams to disk: no in-memory copy of a large index
         full = {
             "format": MANIFEST_FORMAT,
             "index_type": INDEX_TYPE,
