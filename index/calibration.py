@@ -19,16 +19,26 @@ STRONG, POSSIBLE, NO_MATCH = "strong match", "possible match", "no close match"
 TARGET_PRECISION = {"strong": 0.99, "possible": 0.9}
 
 
-def features_of(score: float, inliers: int | None) -> list[float]:
-    """Model inputs: cosine similarity and log(1 + verified correspondences)."""
-    return [float(score), float(np.log1p(inliers or 0))]
+MIN_VERIFIED = 8  # a candidate with this many verified correspondences counts as verified
+
+
+def _sigmoid(z: Any) -> Any:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
 
 @dataclass
 class Calibration:
-    """Logistic weights (intercept, score, log1p inliers) and probability thresholds."""
+    """Two logistic pieces and probability thresholds.
 
-    weights: list[float]
+    Unverified candidates (no geometric check, or too few correspondences) get
+    p = sigmoid(w0 + w1 * score). Verified ones get the larger of that and
+    sigmoid(v0 + v1 * score + v2 * log(1 + inliers)): one shared linear model
+    cannot fit both, as similarity means much more when nothing was verified.
+    All weights on evidence are >= 0, so more similarity or more verified
+    correspondences never lower the probability.
+    """
+
+    weights: list[float]  # unverified piece: intercept, score
     uses_inliers: bool
     strong: float
     possible: float
@@ -36,11 +46,15 @@ class Calibration:
     recall: dict[str, float] = field(default_factory=dict)
     samples: dict[str, int] = field(default_factory=dict)
     fitted_at: str = ""
+    verified_weights: list[float] = field(default_factory=list)  # intercept, score, log1p(inliers)
+    min_inliers: int = MIN_VERIFIED
 
     def probability(self, score: float, inliers: int | None = None) -> float:
-        x = features_of(score, inliers if self.uses_inliers else 0)
-        z = self.weights[0] + self.weights[1] * x[0] + self.weights[2] * x[1]
-        return float(1.0 / (1.0 + np.exp(-z)))
+        p = float(_sigmoid(self.weights[0] + self.weights[1] * score))
+        if self.uses_inliers and self.verified_weights and (inliers or 0) >= self.min_inliers:
+            v = self.verified_weights
+            p = max(p, float(_sigmoid(v[0] + v[1] * score + v[2] * np.log1p(inliers or 0))))
+        return p
 
     def verdict(self, probability: float) -> str:
         if probability >= self.strong:
@@ -61,7 +75,7 @@ def _fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 5
     """Newton-Raphson (IRLS) for a logistic model with a small ridge; X has a bias column."""
     w = np.zeros(X.shape[1])
     for _ in range(iters):
-        p = 1 / (1 + np.exp(-(X @ w)))
+        p = _sigmoid(X @ w)
         g = X.T @ (p - y) + l2 * w
         H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(w))
         step = np.linalg.solve(H, g)
@@ -88,12 +102,14 @@ def _monotone_fit(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _threshold_for(p: np.ndarray, y: np.ndarray, target: float) -> float:
     """Lowest probability threshold whose accepted set reaches the target precision."""
     order = np.argsort(-p, kind="stable")
-    tp = np.cumsum(y[order])
+    ps, tp = p[order], np.cumsum(y[order])
     precision = tp / np.arange(1, len(p) + 1)
-    ok = np.nonzero(precision >= target)[0]
+    # A threshold accepts every sample at or above it: judge only the last of each tie group.
+    last_of_tie = np.append(ps[1:] != ps[:-1], True)
+    ok = np.nonzero(last_of_tie & (precision >= target))[0]
     if len(ok) == 0:
         return 1.0 + 1e-9  # unreachable: nothing is called a match at this level
-    return float(p[order][ok[-1]])
+    return float(ps[ok[-1]])
 
 
 def _precision_recall(p: np.ndarray, y: np.ndarray, t: float) -> tuple[float, float]:
@@ -102,6 +118,16 @@ def _precision_recall(p: np.ndarray, y: np.ndarray, t: float) -> tuple[float, fl
     precision = tp / accepted.sum() if accepted.sum() else 1.0
     recall = tp / (y == 1).sum() if (y == 1).sum() else 0.0
     return round(float(precision), 4), round(float(recall), 4)
+
+
+def _fit_piece(X: np.ndarray, y: np.ndarray) -> list[float]:
+    """Monotone logistic fit; a one-class group gets its smoothed rate as a constant."""
+    if len(y) == 0:
+        return []
+    if y.min() == y.max():
+        rate = (y.sum() + 1) / (len(y) + 2)
+        return [float(np.log(rate / (1 - rate)))] + [0.0] * (X.shape[1] - 1)
+    return [float(v) for v in _monotone_fit(X, y)]
 
 
 def fit(
@@ -114,14 +140,14 @@ def fit(
 
     Args:
         samples: one per (query, candidate) pair; label 1 when the candidate is the true object.
-        uses_inliers: include verified correspondences as a feature.
+        uses_inliers: include verified correspondences as evidence.
         groups: the query each sample belongs to, so no query is split across halves.
     """
     if not samples:
         raise ValueError("no calibration samples")
-    data = np.array([[*features_of(s, i if uses_inliers else 0), lab] for s, i, lab in samples], dtype=np.float64)
-    X = np.hstack([np.ones((len(data), 1)), data[:, :2]])
-    y = data[:, 2]
+    score = np.array([s for s, _, _ in samples], dtype=np.float64)
+    inl = np.array([(i or 0) if uses_inliers else 0 for _, i, _ in samples], dtype=np.float64)
+    y = np.array([lab for _, _, lab in samples], dtype=np.float64)
     if y.min() == y.max():
         raise ValueError("calibration needs both true matches and non-matches")
     group_ids = np.asarray(groups if groups is not None else np.arange(len(samples)))
@@ -131,24 +157,27 @@ def fit(
     held = np.array([g in held_groups for g in group_ids])
     fit_idx, held_idx = ~held, held
     if y[fit_idx].min() == y[fit_idx].max() or y[held_idx].min() == y[held_idx].max():
-        fit_idx = held_idx = np.ones(len(y), dtype=bool)  # too few samples to split: state it
-    w = _monotone_fit(X[fit_idx], y[fit_idx])
-    p = 1 / (1 + np.exp(-(X @ w)))
-    strong = _threshold_for(p[fit_idx], y[fit_idx], TARGET_PRECISION["strong"])
-    possible = min(strong, _threshold_for(p[fit_idx], y[fit_idx], TARGET_PRECISION["possible"]))
-    ps, rs = _precision_recall(p[held_idx], y[held_idx], strong)
-    pp, rp = _precision_recall(p[held_idx], y[held_idx], possible)
-    return Calibration(
-        weights=[float(v) for v in w],
-        uses_inliers=uses_inliers,
-        strong=strong,
-        possible=possible,
-        precision={"strong": ps, "possible": pp},
-        recall={"strong": rs, "possible": rp},
-        samples={"fit": int(fit_idx.sum()), "held_out": int(held_idx.sum()),
-                 "held_out_positive": int(y[held_idx].sum()), "split": int(not np.all(fit_idx == held_idx))},
-        fitted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
+        fit_idx = held_idx = np.ones(len(y), dtype=bool)  # too few samples to split: stated in `samples`
+    verified = inl >= MIN_VERIFIED
+    ones = np.ones(len(y))
+    u = fit_idx & ~verified
+    weights = _fit_piece(np.column_stack([ones, score])[u], y[u]) or [0.0, 0.0]
+    v = fit_idx & verified
+    v_weights = _fit_piece(np.column_stack([ones, score, np.log1p(inl)])[v], y[v]) if uses_inliers else []
+    cal = Calibration(weights=weights, uses_inliers=uses_inliers, strong=1.0, possible=1.0,
+                      verified_weights=v_weights)
+    p = np.array([cal.probability(s, int(i)) for s, i in zip(score, inl)])
+    cal.strong = _threshold_for(p[fit_idx], y[fit_idx], TARGET_PRECISION["strong"])
+    cal.possible = min(cal.strong, _threshold_for(p[fit_idx], y[fit_idx], TARGET_PRECISION["possible"]))
+    ps, rs = _precision_recall(p[held_idx], y[held_idx], cal.strong)
+    pp, rp = _precision_recall(p[held_idx], y[held_idx], cal.possible)
+    cal.precision = {"strong": ps, "possible": pp}
+    cal.recall = {"strong": rs, "possible": rp}
+    cal.samples = {"fit": int(fit_idx.sum()), "held_out": int(held_idx.sum()),
+                   "held_out_positive": int(y[held_idx].sum()), "verified": int(verified.sum()),
+                   "split": int(not np.all(fit_idx == held_idx))}
+    cal.fitted_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return cal
 
 
 # Fitted per model family on the project's benchmark (see benchmarks/README.md);

@@ -36,11 +36,16 @@ def test_probability_is_monotone_in_score_and_inliers(uses_inliers: bool) -> Non
 
 def test_negative_weight_is_dropped_to_stay_monotone() -> None:
     rng = np.random.default_rng(3)
-    # Inliers here are anti-correlated with truth: a free fit would give them a negative weight.
-    samples = [(float(rng.normal(0.7, 0.1)), int(rng.poisson(2)), 1) for _ in range(200)]
-    samples += [(float(rng.normal(0.4, 0.1)), int(rng.poisson(20)), 0) for _ in range(200)]
+    # Among verified candidates, inliers here are anti-correlated with truth: a free fit
+    # would give them a negative weight.
+    samples = [(float(rng.normal(0.7, 0.1)), int(rng.integers(8, 15)), 1) for _ in range(200)]
+    samples += [(float(rng.normal(0.4, 0.1)), int(rng.integers(15, 60)), 0) for _ in range(200)]
+    samples += [(float(rng.normal(0.3, 0.1)), 0, 0) for _ in range(200)]
+    samples += [(float(rng.normal(0.6, 0.1)), 0, 1) for _ in range(50)]
     cal = fit(samples, uses_inliers=True)
-    assert cal.weights[2] == 0.0 and cal.weights[1] > 0
+    assert cal.verified_weights[2] == 0.0 and cal.verified_weights[1] > 0
+    by_inliers = [cal.probability(0.5, n) for n in range(0, 100)]
+    assert all(b >= a for a, b in zip(by_inliers, by_inliers[1:]))
 
 
 def test_thresholds_reproduce_the_stated_precision_on_held_out_data() -> None:
@@ -57,7 +62,9 @@ def test_thresholds_reproduce_the_stated_precision_on_held_out_data() -> None:
 
 
 def test_verdicts_follow_the_thresholds() -> None:
-    cal = Calibration(weights=[-10.0, 10.0, 1.0], uses_inliers=True, strong=0.9, possible=0.5)
+    cal = Calibration(weights=[-10.0, 10.0], uses_inliers=True, strong=0.9, possible=0.5,
+                      verified_weights=[-2.0, 1.0, 1.0])
+    assert cal.probability(0.5, 30) > cal.probability(0.5, 0)
     assert cal.verdict(0.95) == STRONG
     assert cal.verdict(0.6) == POSSIBLE
     assert cal.verdict(0.2) == NO_MATCH

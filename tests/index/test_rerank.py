@@ -50,7 +50,8 @@ def test_unrelated_photo_verifies_against_nothing(sample_library: Library, offli
 
 def test_calibrated_verdicts_and_ordering(sample_library: Library, offline_embedder) -> None:
     # A hand-set calibration: verified correspondences weigh heavily.
-    cal = Calibration(weights=[-8.0, 10.0, 2.5], uses_inliers=True, strong=0.9, possible=0.5)
+    cal = Calibration(weights=[-8.0, 10.0], uses_inliers=True, strong=0.9, possible=0.5,
+                      verified_weights=[-2.0, 0.0, 1.5])
     sample_library.set_calibration(cal)
     try:
         result = search(sample_library, offline_embedder, [COIN_QUERY], k=5, rerank=20)
