@@ -8,7 +8,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO_HOME ?= artefact-home
 BIN = $(VENV)/bin
 
-.PHONY: demo test setup clean-demo
+.PHONY: demo test setup browser clean-demo
 
 setup: $(VENV)/.installed
 
@@ -24,7 +24,14 @@ demo: setup
 	$(BIN)/artefact --home $(DEMO_HOME) search data/sample/queries/query-painting-SMP-PAINT-01.jpg
 	$(BIN)/artefact --home $(DEMO_HOME) search data/sample/queries/query-unrelated-chelsea-cat.jpg
 
-test: setup
+# The web page's browser tests drive Debian's Chromium (Playwright never downloads one).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
+
+test: setup browser
 	$(BIN)/mypy embed index api
 	$(BIN)/python -m pytest
 
