@@ -31,10 +31,12 @@ class Calibration:
     """Two logistic pieces and probability thresholds.
 
     Unverified candidates (no geometric check, or too few correspondences) get
-    p = sigmoid(w0 + w1 * score). Verified ones get the larger of that and
+    p = f(score), f the isotonic (monotone, non-parametric) fit of truth on
+    similarity, stored as points and interpolated; without points, the logistic
+    sigmoid(w0 + w1 * score). Verified ones get the larger of that and
     sigmoid(v0 + v1 * score + v2 * log(1 + inliers)): one shared linear model
     cannot fit both, as similarity means much more when nothing was verified.
-    All weights on evidence are >= 0, so more similarity or more verified
+    Every piece is non-decreasing, so more similarity or more verified
     correspondences never lower the probability.
     """
 
@@ -48,9 +50,14 @@ class Calibration:
     fitted_at: str = ""
     verified_weights: list[float] = field(default_factory=list)  # intercept, score, log1p(inliers)
     min_inliers: int = MIN_VERIFIED
+    score_points: list[list[float]] = field(default_factory=list)  # isotonic [[score, p], ...]
 
     def probability(self, score: float, inliers: int | None = None) -> float:
-        p = float(_sigmoid(self.weights[0] + self.weights[1] * score))
+        if self.score_points:
+            xs, ys = zip(*self.score_points)
+            p = float(np.interp(score, xs, ys))
+        else:
+            p = float(_sigmoid(self.weights[0] + self.weights[1] * score))
         if self.uses_inliers and self.verified_weights and (inliers or 0) >= self.min_inliers:
             v = self.verified_weights
             p = max(p, float(_sigmoid(v[0] + v[1] * score + v[2] * np.log1p(inliers or 0))))
@@ -120,6 +127,30 @@ def _precision_recall(p: np.ndarray, y: np.ndarray, t: float) -> tuple[float, fl
     return round(float(precision), 4), round(float(recall), 4)
 
 
+def isotonic_points(x: np.ndarray, y: np.ndarray, prior: float = 1.0) -> list[list[float]]:
+    """Pool-adjacent-violators fit of P(y=1 | x), non-decreasing in x.
+
+    Each pooled block is shrunk towards the overall rate by `prior` pseudo-samples,
+    so a handful of samples at the extremes cannot claim certainty. Returns block
+    (mean x, probability) points for interpolation.
+    """
+    order = np.argsort(x, kind="stable")
+    xs, ys = x[order].astype(float), y[order].astype(float)
+    base = float(ys.mean())
+    blocks: list[list[float]] = []  # [sum_x, sum_y, n]
+    for xi, yi in zip(xs, ys):
+        blocks.append([xi, yi, 1.0])
+        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
+            sx, sy, n = blocks.pop()
+            blocks[-1][0] += sx
+            blocks[-1][1] += sy
+            blocks[-1][2] += n
+    points = [[bx / n, (by + prior * base) / (n + prior)] for bx, by, n in blocks]
+    for i in range(1, len(points)):  # shrinkage can undo strict order; keep it monotone
+        points[i][1] = max(points[i][1], points[i - 1][1])
+    return points
+
+
 def _fit_piece(X: np.ndarray, y: np.ndarray) -> list[float]:
     """Monotone logistic fit; a one-class group gets its smoothed rate as a constant."""
     if len(y) == 0:
@@ -162,10 +193,11 @@ def fit(
     ones = np.ones(len(y))
     u = fit_idx & ~verified
     weights = _fit_piece(np.column_stack([ones, score])[u], y[u]) or [0.0, 0.0]
+    points = isotonic_points(score[u], y[u]) if u.sum() else []
     v = fit_idx & verified
     v_weights = _fit_piece(np.column_stack([ones, score, np.log1p(inl)])[v], y[v]) if uses_inliers else []
     cal = Calibration(weights=weights, uses_inliers=uses_inliers, strong=1.0, possible=1.0,
-                      verified_weights=v_weights)
+                      verified_weights=v_weights, score_points=points)
     p = np.array([cal.probability(s, int(i)) for s, i in zip(score, inl)])
     cal.strong = _threshold_for(p[fit_idx], y[fit_idx], TARGET_PRECISION["strong"])
     cal.possible = min(cal.strong, _threshold_for(p[fit_idx], y[fit_idx], TARGET_PRECISION["possible"]))

@@ -75,3 +75,20 @@ def test_verdicts_follow_the_thresholds() -> None:
 def test_fit_refuses_one_sided_data() -> None:
     with pytest.raises(ValueError):
         fit([(0.5, 3, 1), (0.7, 9, 1)], uses_inliers=True)
+
+
+def test_isotonic_piece_is_monotone_and_matches_true_rates() -> None:
+    from artefact.index.calibration import isotonic_points
+
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1, 20000)
+    y = (rng.uniform(0, 1, 20000) < x**2).astype(float)  # true P(y=1 | x) = x^2
+    points = isotonic_points(x, y)
+    ps = [p for _, p in points]
+    assert all(b >= a for a, b in zip(ps, ps[1:]))
+    xs, _ = zip(*points)
+    for q in (0.2, 0.5, 0.8, 0.95):
+        assert abs(float(np.interp(q, xs, ps)) - q**2) < 0.06, q
+    # Shrinkage: a lone positive at the top does not become certainty.
+    lone = isotonic_points(np.array([0.1, 0.2, 0.3, 0.9]), np.array([0.0, 0.0, 0.0, 1.0]))
+    assert lone[-1][1] < 1.0
