@@ -470,12 +470,24 @@ function matchCard(match, response, query) {
         image ? catalogueImg(image, `${t("catalogue_photo")}: ${title}`) : el("div", { class: "no-preview" }),
         el("figcaption", { text: t("catalogue_photo") }))),
     others.length ? el("div", { class: "thumbs" }, others.map((im) => catalogueImg(im, `${t("catalogue_photo")}: ${title}`))) : null,
+    match.evidence_url ? evidenceFigure(match, title) : null,
     el("dl", { class: "fields" },
       el("div", {}, el("dt", { text: fieldLabel("id") }), el("dd", { text: match.object.id })),
       SHOWN_FIELDS.filter((name) => f[name]).map((name) =>
         el("div", { class: `field-${name}` }, el("dt", { text: fieldLabel(name) }), el("dd", { text: fieldValue(name, f[name]) })))),
     el("button", { type: "button", class: "secondary open-record", text: t("open_record"),
       "aria-label": `${t("open_record")}: ${title}`, onclick: () => openRecord(match.object.id) }));
+}
+
+// The verified correspondences drawn between the two photos: what an officer shows an expert.
+function evidenceFigure(match, title) {
+  const img = el("img", { alt: t("evidence_alt", { title, n: match.inliers || 0 }), decoding: "async", class: "loading evidence-img" });
+  imageUrl(match.evidence_url)
+    .then((src) => { img.src = src; img.classList.remove("loading"); })
+    .catch(() => img.classList.replace("loading", "broken"));
+  return el("details", { class: "evidence" },
+    el("summary", { text: t("evidence_summary", { n: match.inliers || 0 }) }),
+    el("figure", {}, img, el("figcaption", { text: t("evidence_caption") })));
 }
 
 function scoreText(match, response) {

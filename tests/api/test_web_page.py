@@ -227,6 +227,15 @@ def test_officer_finds_the_painting_opens_its_record_and_gets_the_search_record(
     v.no_horizontal_overflow()
     v.screenshot("phone-match")
 
+    # The evidence: both photos with the verified correspondences drawn, behind a "Why" toggle.
+    evidence = first.locator("details.evidence")
+    assert "matching details" in evidence.locator("summary").inner_text()
+    evidence.locator("summary").click()
+    assert evidence.locator("img.evidence-img").evaluate("i => i.src.startsWith('blob:') && i.naturalWidth > 300")
+    v.no_horizontal_overflow()
+    evidence.scroll_into_view_if_needed()
+    v.screenshot("phone-evidence", full_page=False)
+
     # The full record, with all its photos (fetched with the key, shown from blob URLs).
     first.locator("button.open-record").click()
     v.page.wait_for_selector("#record-dialog[open]")
