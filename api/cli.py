@@ -100,6 +100,7 @@ def cmd_index_add(args: argparse.Namespace, settings: Settings) -> int:
         batch_size=settings.batch_size,
         max_pixels=settings.max_pixels,
         progress=not args.quiet and not args.json,
+        local_features=None if args.local_features == "none" else args.local_features,
     )
     if args.json:
         _print_json({**report.to_dict(), "model": embedder.description.label()})
@@ -424,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, help="folder the manifest's image paths are relative to")
     p.add_argument("--workers", type=int, help="decoding processes (default: cores - 1)")
     p.add_argument("--batch-size", type=int, help="photos per model batch")
+    p.add_argument("--local-features", choices=["sift", "orb", "none"], default="sift",
+                   help="local features stored for geometric verification (a new index only; default sift; "
+                        "none ingests faster but disables the second look)")
     p.set_defaults(func=cmd_index_add)
     index.add_parser("stats", parents=[common], help="counts, model and file sizes").set_defaults(func=cmd_index_stats)
     index.add_parser("check", parents=[common], help="verify catalogue and index agree").set_defaults(func=cmd_index_check)
