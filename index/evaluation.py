@@ -36,6 +36,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from artefact.embed.errors import ManifestError
+from artefact.index.manifest import json_lines
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +101,10 @@ def read_queries(path: Path) -> list[Query]:
     folder = path.parent
     out: list[Query] = []
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as f:
-            for n, text in enumerate(f, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    data = json.loads(text)
-                except ValueError as exc:
-                    raise ManifestError(f"query list line {n}: not JSON ({exc})") from exc
-                out.append(_query_from(n, data, folder))
+        for n, data, problem in json_lines(path):
+            if data is None:
+                raise ManifestError(f"query list line {n}: {problem}")
+            out.append(_query_from(n, data, folder))
     elif path.suffix.lower() in (".csv", ".tsv"):
         with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")

@@ -79,7 +79,8 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[ManifestRow]:
             raise ManifestError(f"{path}, line {reader.line_num}: {exc}") from exc
 
 
-def _read_jsonl(path: Path) -> Iterator[ManifestRow]:
+def json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """Stream a JSON Lines file: (line number, object, None) or (line number, None, problem)."""
     with path.open(encoding="utf-8-sig") as f:
         for n, text in enumerate(f, start=1):
             if not text.strip():
@@ -87,12 +88,17 @@ def _read_jsonl(path: Path) -> Iterator[ManifestRow]:
             try:
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield ManifestRow(n, None, [], f"not valid JSON ({exc.msg})")
+                yield n, None, f"not valid JSON ({exc.msg})"
                 continue
             if not isinstance(data, dict):
-                yield ManifestRow(n, None, [], "each line must be a JSON object")
+                yield n, None, "each line must be a JSON object"
                 continue
-            yield _row_from_mapping(n, data)
+            yield n, data, None
+
+
+def _read_jsonl(path: Path) -> Iterator[ManifestRow]:
+    for n, data, problem in json_lines(path):
+        yield _row_from_mapping(n, data) if data is not None else ManifestRow(n, None, [], problem)
 
 
 def resolve_images(refs: list[str], root: Path) -> Iterator[tuple[str, Path | None, str | None]]:
