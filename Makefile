@@ -22,6 +22,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/artefact --home $(DEMO_HOME) index add data/sample/catalogue.csv --images data/sample/images
 	$(BIN)/artefact --home $(DEMO_HOME) search data/sample/queries/query-painting-SMP-PAINT-01.jpg
+	$(BIN)/artefact --home $(DEMO_HOME) search data/sample/queries/query-coin-SMP-COIN-18.jpg
 	$(BIN)/artefact --home $(DEMO_HOME) search data/sample/queries/query-unrelated-chelsea-cat.jpg
 
 # The web page's browser tests drive Debian's Chromium (Playwright never downloads one).
