@@ -69,7 +69,7 @@ def test_sample_search_finds_the_painting_and_says_no_match_for_the_cat(sample_h
     assert out["matches"][0]["object"]["id"] == "SMP-PAINT-01"
     assert out["matches"][0]["close"] is True
     assert out["matches"][0]["object"]["case_reference"]
-    assert set(out["timings_ms"]) == {"decode", "embed", "search"}
+    assert set(out["timings_ms"]) == {"decode", "embed", "search", "rerank"}
 
     text = run_cli("--home", str(sample_home), "search", str(QUERIES / "query-unrelated-chelsea-cat.jpg")).stdout
     assert "NO CLOSE MATCH" in text
