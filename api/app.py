@@ -408,7 +408,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             raise TooManyPhotos(f"{len(photos)} photos sent; at most {settings.max_photos} per search")
         filters = _filters(status, object_type, country, source, include_recovered)
         t0 = time.perf_counter()
-        inputs = [eng.prepare(_read_upload(p, settings.max_photo_bytes)) for p in photos]
+        inputs = [eng.prepare(_read_upload(p, settings.max_photo_bytes), local_features=rerank > 0) for p in photos]
         decode_ms = (time.perf_counter() - t0) * 1e3
         result = eng.search(inputs, [], min(k, settings.max_k), filters, min_score, decode_ms, rerank)
         query = {"photos_sha256": [p.sha256 for p in inputs], "filenames": [p.filename or "" for p in photos]}

@@ -337,6 +337,7 @@ def _is_loopback(host: str) -> bool:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from artefact.api.allocator import tune_for_service
     from artefact.api.app import create_app
     from artefact.api.security import KeyStore
 
@@ -353,6 +354,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     if n_keys == 0:
         log.warning("no API keys configured: the service is open to anyone who can reach %s:%s", host, port)
+    log.debug("malloc settings applied: %s", tune_for_service())
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning" if args.quiet else "info")
     return 0
 

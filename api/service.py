@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -126,6 +127,7 @@ class Engine:
         with self.lock:
             self.library.refresh()
             self.library.local_features_kind(DEFAULT_KIND)  # new indexes store local features
+        self.decode_slots = threading.BoundedSemaphore(settings.decode_slots or os.cpu_count() or 2)
         self.thumb_dir = settings.home / "thumbnails"
         self.upload_dir = settings.home / "uploads"
         self.evidence_dir = settings.home / "evidence"
@@ -141,16 +143,21 @@ class Engine:
         return default_threshold(self.embedder.description)
 
     # -- inputs -------------------------------------------------------------------
-    def prepare(self, data: bytes) -> PhotoInput:
-        """Validate and decode one uploaded photo (raises typed image errors)."""
-        img, arr = load_photo(
-            data, self.embedder.preprocess, max_pixels=self.settings.max_pixels,
-            max_bytes=self.settings.max_photo_bytes,
-        )
+    def prepare(self, data: bytes, local_features: bool = True) -> PhotoInput:
+        """Validate and decode one uploaded photo (raises typed image errors).
+
+        `local_features=False` skips the keypoints, for a search that will not re-rank.
+        """
+        # A burst of uploads waits here with only its compressed bytes in memory.
+        with self.decode_slots:
+            img, arr = load_photo(
+                data, self.embedder.preprocess, max_pixels=self.settings.max_pixels,
+                max_bytes=self.settings.max_photo_bytes,
+            )
+            # Local features are extracted here, in the request thread, not under the index lock.
+            kind = self.library.local_features if local_features else None
+            feats = extract_features(img, kind) if kind else None
         w, h = img.info.get("original_size", img.size)
-        # Local features are extracted here, in the request thread, not under the index lock.
-        kind = self.library.local_features
-        feats = extract_features(img, kind) if kind else None
         return PhotoInput(data, hashlib.sha256(data).hexdigest(), arr, int(w), int(h), img, feats)
 
     # -- search -------------------------------------------------------------------

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     max_photo_bytes: int = 25 * 1024 * 1024
     max_photos: int = 8
     max_k: int = 100
+    # Photos decoded at once across all requests (unset = CPU cores). Decoding is CPU-bound, so more
+    # slots add no speed, only memory: each decode holds several MB until it is done.
+    decode_slots: int | None = None
     cors_origins: list[str] = []
     audit_keep_photos: bool = False
     audit_retention_days: int = 90

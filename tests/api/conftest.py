@@ -227,6 +227,12 @@ def session_home_factory(tmp_path_factory: pytest.TempPathFactory, indexed_sampl
 
 
 @pytest.fixture(scope="session")
+def settings_factory(tiny_config_dir: Path) -> Callable[..., Settings]:
+    """Factory: settings_factory(home, **overrides) -> Settings for the tiny model."""
+    return lambda home, **overrides: tiny_settings(home, tiny_config_dir, **overrides)
+
+
+@pytest.fixture(scope="session")
 def start_live_server(tiny_config_dir: Path) -> Iterator[Callable[..., LiveServer]]:
     """Factory: start_live_server(home, keys=True, **settings) -> a running LiveServer; all stopped at the end."""
     started: list[LiveServer] = []

@@ -30,9 +30,10 @@ TIME_LIMIT_S = 150  # every loop below stops by then, whatever happens
 @pytest.fixture(scope="module")
 def server(session_home_factory, tiny_config_dir, server_process) -> Any:
     home = session_home_factory("concurrent")
-    # glibc gives each of the ~40 request threads its own malloc arena (up to 64 MiB each);
-    # two arenas is the documented setting for a long-running server (see README).
-    proc = server_process(home, tiny_config_dir, env={"MALLOC_ARENA_MAX": "2"})
+    # No MALLOC_* variables: `artefact serve` sets its own malloc limits (api/allocator.py),
+    # and the burst test below checks they hold.
+    env = {"MALLOC_ARENA_MAX": ""}  # emptied = unset: the service's own setting is what is tested
+    proc = server_process(home, tiny_config_dir, env=env)
     yield proc
     proc.stop()
 
@@ -191,17 +192,19 @@ async def _burst(server: ServerProcess, photo: bytes, n: int) -> list[int]:
 def test_burst_of_200_concurrent_searches_no_failures_bounded_memory(server: ServerProcess, catalogue_jpeg) -> None:
     warm = asyncio.run(_burst(server, catalogue_jpeg, 20))
     assert set(warm) == {200}
-    rss_before = server.rss_mib()
+    rss = [server.rss_mib()]
     t0 = time.perf_counter()
-    first = asyncio.run(_burst(server, catalogue_jpeg, 200))
+    statuses = []
+    for _ in range(3):
+        statuses.append(asyncio.run(_burst(server, catalogue_jpeg, 200)))
+        rss.append(server.rss_mib())
     took = time.perf_counter() - t0
-    rss_first = server.rss_mib()
-    second = asyncio.run(_burst(server, catalogue_jpeg, 200))
-    rss_second = server.rss_mib()
-    print(f"\n200 concurrent searches in {took:.1f}s; server RSS {rss_before:.0f} -> {rss_first:.0f} -> {rss_second:.0f} MiB")
-    assert first.count(200) == 200 and second.count(200) == 200, (sorted(set(first)), sorted(set(second)))
-    # Bounded: the first burst grows the allocator's pools (observed +250..+730 MiB on 2 cores),
-    # the same burst again must reuse them rather than grow with the number of requests.
-    assert rss_first - rss_before < 1024, (rss_before, rss_first)
-    assert rss_second - rss_first < 64, (rss_first, rss_second)
+    print(f"\n3 bursts of 200 concurrent searches in {took:.1f}s; server RSS " + " -> ".join(f"{r:.0f}" for r in rss) + " MiB")
+    assert all(s.count(200) == 200 for s in statuses), [sorted(set(s)) for s in statuses]
+    # Bounded: the first burst fills the allocator's pools once (observed +26..+59 MiB; +250..+730
+    # MiB before decode slots and the arena cap), the same burst twice more must reuse them
+    # (observed +2..+27 MiB for the two). A request that kept its decoded photo (~0.6 MiB) would
+    # add ~240 MiB over those two bursts.
+    assert rss[1] - rss[0] < 256, rss
+    assert rss[3] - rss[1] < 64, rss
     assert httpx.get(f"{server.url}/readyz", trust_env=False).status_code == 200

@@ -1,0 +1,65 @@
+"""The Engine behind the service: decode slots bound how many uploads are decoded at once, and a
+search that will not re-rank does not pay for keypoints."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+import artefact.api.service as service
+from artefact.api.service import Engine
+
+
+@pytest.fixture(scope="module")
+def engine_factory(session_home_factory: Callable[[str], Path], settings_factory):
+    made: list[Engine] = []
+
+    def make(**overrides: Any) -> Engine:
+        eng = Engine(settings_factory(session_home_factory("engine"), **overrides))
+        made.append(eng)
+        return eng
+
+    yield make
+    for eng in made:
+        eng.close()
+
+
+def test_decode_slots_bound_concurrent_decodes(engine_factory, catalogue_jpeg: bytes, monkeypatch) -> None:
+    eng = engine_factory(decode_slots=3)
+    real = service.load_photo
+    busy = 0
+    most = 0
+    lock = threading.Lock()
+
+    def counting_load(*args: Any, **kwargs: Any):
+        nonlocal busy, most
+        with lock:
+            busy += 1
+            most = max(most, busy)
+        try:
+            time.sleep(0.05)  # long enough for all 8 threads to pile up here if nothing held them back
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                busy -= 1
+
+    monkeypatch.setattr(service, "load_photo", counting_load)
+    with ThreadPoolExecutor(8) as pool:
+        photos = list(pool.map(lambda _: eng.prepare(catalogue_jpeg), range(16)))
+    assert len(photos) == 16 and all(p.array.shape[:2] == (eng.embedder.preprocess.size,) * 2 for p in photos)
+    assert most == 3
+
+
+def test_keypoints_only_when_asked(engine_factory, catalogue_jpeg: bytes) -> None:
+    eng = engine_factory()
+    assert eng.library.local_features  # the sample index stores local features
+    with_kp = eng.prepare(catalogue_jpeg)
+    without = eng.prepare(catalogue_jpeg, local_features=False)
+    assert with_kp.features is not None and len(with_kp.features) > 50
+    assert without.features is None
+    assert (without.array == with_kp.array).all() and without.sha256 == with_kp.sha256
