@@ -385,3 +385,34 @@ def test_curator_adds_an_object_and_changes_its_status(visit: Any, web_home: tup
     v.page.wait_for_function("document.getElementById('record-body').textContent.includes('Status changed to Recovered')")
     assert "Recovered" in v.page.inner_text("#record-body .field-status")
     v.screenshot("desktop-curator-record", full_page=False)
+
+
+def test_text_search_is_offered_only_with_a_text_model(visit: Any, web_home: tuple[Path, dict[str, str]]) -> None:
+    _, keys = web_home
+    v = visit(PHONE)
+    v.sign_in(keys["officer"])
+    assert v.page.is_hidden("#text-form")
+    note = v.page.inner_text("#text-unavailable")
+    assert "needs a CLIP model" in note and "efficientnet" in note.lower(), note
+
+
+def test_text_search_with_a_clip_model(browser: Any, start_live_server: Any, session_home_factory: Any) -> None:
+    live = start_live_server(session_home_factory("web-text"))  # sample catalogue, tiny CLIP model (has a text tower)
+    v = Visit(browser, live.url, DESKTOP)
+    sent: list[dict[str, Any]] = []
+    v.page.on("request", lambda r: sent.append(json.loads(r.post_data)) if r.url.endswith("/v1/search/text") else None)
+    try:
+        v.sign_in(live.keys["officer"])
+        assert v.page.is_visible("#text-form") and v.page.is_hidden("#text-unavailable")
+        v.page.fill("#text-input", "bronze coin with a horse, green patina")
+        v.page.press("#text-input", "Enter")
+        v.page.wait_for_selector("#results:not([hidden])")
+        assert [s["text"] for s in sent] == ["bronze coin with a horse, green patina"]
+        verdict = v.page.get_attribute("#verdict", "class") or ""
+        assert any(c in verdict for c in ("verdict-strong", "verdict-possible", "verdict-none")), verdict
+        cards = v.page.locator("#match-list > li, #nearest-list > li")
+        assert cards.count() >= 1, "the ranked objects are shown (as matches or folded away as nearest)"
+        assert "bronze coin with a horse" in (v.page.locator(".query-text").first.text_content() or "")
+        v.screenshot("desktop-text-search")
+    finally:
+        v.close()
