@@ -354,7 +354,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     if n_keys == 0:
         log.warning("no API keys configured: the service is open to anyone who can reach %s:%s", host, port)
-    log.debug("malloc settings applied: %s", tune_for_service())
+    applied = tune_for_service()  # before uvicorn starts its threads, so they obey it
+    log.debug("malloc settings applied: %s", applied)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning" if args.quiet else "info")
     return 0
 
