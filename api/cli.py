@@ -43,7 +43,7 @@ def _library(settings: Settings, must_exist: bool = True) -> Any:
 
 def _embedder_for(settings: Settings, library: Any) -> Any:
     """The index's own model; an explicitly named other model is refused by check_model."""
-    from artefact.embed.models import load_embedder, load_embedder_with_fallback
+    from artefact.embed.loader import load_embedder, load_embedder_with_fallback
 
     explicit = settings.explicit_spec()
     existing = library.model
@@ -291,11 +291,11 @@ def cmd_model_info(args: argparse.Namespace, settings: Settings) -> int:
         with Library(settings.home) as library:
             index_model = library.model
     if index_model is not None and settings.explicit_spec() is None:
-        from artefact.embed.models import load_embedder
+        from artefact.embed.loader import load_embedder
 
         embedder = load_embedder(index_model.spec(), settings.load_options())
     else:
-        from artefact.embed.models import load_embedder_with_fallback
+        from artefact.embed.loader import load_embedder_with_fallback
 
         embedder = load_embedder_with_fallback(settings.explicit_spec(), settings.load_options())
     d = embedder.description.to_dict()
@@ -314,7 +314,7 @@ def cmd_model_info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_model_fetch(args: argparse.Namespace, settings: Settings) -> int:
-    from artefact.embed.models import load_embedder
+    from artefact.embed.loader import load_embedder
 
     spec = settings.explicit_spec() or Settings(backend="open_clip").explicit_spec()
     assert spec is not None

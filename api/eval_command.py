@@ -21,7 +21,7 @@ def _label_and_home(item: str) -> tuple[str, Path]:
 
 def _open(home: Path, settings: Settings) -> tuple[Any, Any]:
     """A library and its own model (every home compared keeps the model that built it)."""
-    from artefact.embed.models import load_embedder
+    from artefact.embed.loader import load_embedder
     from artefact.index.library import CATALOGUE_FILE, Library
 
     if not (home / CATALOGUE_FILE).is_file():

@@ -20,7 +20,7 @@ from artefact.api.settings import Settings
 from artefact.embed.embedder import Embedder
 from artefact.embed.errors import ArtefactError, ObjectNotFoundError
 from artefact.embed.images import load_image
-from artefact.embed.models import load_embedder, load_embedder_with_fallback
+from artefact.embed.loader import load_embedder, load_embedder_with_fallback
 from artefact.embed.preprocess import MIN_DECODE_SIDE, PreprocessConfig, load_photo
 from artefact.index.catalogue import SearchFilters
 from artefact.index.ingest import PreparedPhoto, store_photos

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from artefact.embed.images import DEFAULT_MAX_PIXELS
+from artefact.index.home import Home
+from artefact.index.search import DEFAULT_RERANK
 from artefact.embed.models import (
     EFFICIENTNET_LITE0,
     OFFLINE_FALLBACK_SPEC,
@@ -50,6 +52,10 @@ class Settings(BaseSettings):
     max_photo_bytes: int = 25 * 1024 * 1024
     max_photos: int = 8
     max_k: int = 100
+    # Defaults of the search commands, owned here and nowhere else.
+    rerank: int = DEFAULT_RERANK  # top candidates given the geometric second look; 0 = off
+    cli_results: int = 5  # objects a CLI search prints
+    http_results: int = 10  # objects an HTTP search returns unless `k` is sent
     # Photos decoded at once across all requests (unset = CPU cores). Decoding is CPU-bound, so more
     # slots add no speed, only memory: each decode holds several MB until it is done.
     decode_slots: int | None = None
@@ -73,9 +79,14 @@ class Settings(BaseSettings):
             pretrained = None
         return ModelSpec(backend, name, pretrained)
 
+    @property
+    def paths(self) -> Home:
+        """Every file and folder name inside the home folder."""
+        return Home(self.home)
+
     def load_options(self) -> LoadOptions:
         return LoadOptions(
-            cache_dir=self.home / "models",
+            cache_dir=self.paths.models,
             allow_download=not self.offline,
             device=self.device,
             threads=self.threads,

@@ -152,7 +152,8 @@ def make_corpus(
 
 
 def load_model(name: str, batch_size: int = 32, threads: int | None = None) -> Any:
-    from artefact.embed.models import LoadOptions, ModelSpec, load_embedder
+    from artefact.embed.loader import load_embedder
+    from artefact.embed.models import LoadOptions, ModelSpec
 
     backend, model_name, pretrained = MODELS[name]
     return load_embedder(

@@ -1,4 +1,4 @@
-"""Model choice, description and loading (with the offline fallback); torch is imported lazily."""
+"""Model choice and description (what was asked for, what was loaded); loading is in `loader`."""
 
 from __future__ import annotations
 
@@ -9,19 +9,13 @@ import os
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from artefact.embed.errors import ModelUnavailableError
-from artefact.embed.preprocess import PreprocessConfig
-
-if TYPE_CHECKING:
-    from artefact.embed.embedder import Embedder
 
 log = logging.getLogger(__name__)
 
 OPEN_CLIP = "open_clip"
 EFFICIENTNET_LITE0 = "efficientnet_lite0"
-BACKENDS = (OPEN_CLIP, EFFICIENTNET_LITE0)
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
@@ -129,50 +123,6 @@ def host_reachable(host: str = "huggingface.co", port: int = 443, timeout: float
         return False
 
 
-def load_embedder(spec: ModelSpec, options: LoadOptions = LoadOptions()) -> "Embedder":
-    """Load exactly the model asked for.
-
-    Raises:
-        ModelUnavailableError: unknown model, or weights that cannot be had; the
-            message says which file or setting provides them.
-    """
-    if spec.backend == OPEN_CLIP:
-        from artefact.embed.clip_backend import load_open_clip
-
-        return load_open_clip(spec, options)
-    if spec.backend == EFFICIENTNET_LITE0:
-        from artefact.embed.efficientnet_backend import load_efficientnet_lite0
-
-        return load_efficientnet_lite0(spec, options)
-    raise ModelUnavailableError(
-        f"unknown model backend {spec.backend!r}; choose one of {', '.join(BACKENDS)}"
-    )
-
-
-def load_embedder_with_fallback(
-    spec: ModelSpec | None, options: LoadOptions = LoadOptions()
-) -> "Embedder":
-    """Load `spec`, or the default CLIP model when spec is None.
-
-    Only the default may fall back: when its weights cannot be had, the offline
-    EfficientNet-Lite0 backbone is used with a loud warning. An explicit choice
-    never silently becomes another model.
-    """
-    if spec is not None:
-        return load_embedder(spec, options)
-    try:
-        return load_embedder(DEFAULT_SPEC, options)
-    except ModelUnavailableError as exc:
-        log.warning(
-            "\n*** DEFAULT CLIP MODEL UNAVAILABLE ***\n%s\n"
-            "*** Falling back to the offline backbone %s (ImageNet EfficientNet-Lite0, "
-            "image search only, no text search). Indexes built now use that model. ***",
-            exc,
-            OFFLINE_FALLBACK_SPEC.label(),
-        )
-        return load_embedder(OFFLINE_FALLBACK_SPEC, options)
-
-
 def pick_device(device: str) -> str:
     import torch
 
@@ -187,7 +137,3 @@ def set_threads(threads: int | None) -> None:
     n = threads or os.cpu_count() or 1
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
-
-
-def preprocess_from(d: dict[str, Any]) -> PreprocessConfig:
-    return PreprocessConfig.from_dict(d)

@@ -4,45 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import faiss
 import numpy as np
 
 from artefact.embed.errors import CatalogueError
+from artefact.embed.fileio import atomic_path, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
 METRIC = "inner_product"  # on L2-normalised vectors: cosine similarity, higher is better
 INDEX_TYPE = "IDMap2,Flat"
 MANIFEST_FORMAT = 1
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[str]:
-    """Yield a temp file path beside `path`; once written it is fsynced and renamed over
-    `path`, so readers never see half a file. On error the temp file is removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data)
 
 
 class VectorIndex:

@@ -16,12 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artefact.embed.models import (
-    OFFLINE_FALLBACK_SPEC,
-    LoadOptions,
-    ModelSpec,
-    load_embedder,
-)
+from artefact.embed.loader import load_embedder
+from artefact.embed.models import OFFLINE_FALLBACK_SPEC, LoadOptions, ModelSpec
 
 TINY_MODEL_NAME = "tiny-clip"
 TINY_CLIP_CONFIG = {

@@ -14,13 +14,8 @@ import pytest
 from PIL import Image
 
 from artefact.embed.errors import ImageDecodeError, ModelUnavailableError
-from artefact.embed.models import (
-    OFFLINE_FALLBACK_SPEC,
-    LoadOptions,
-    ModelSpec,
-    load_embedder,
-    load_embedder_with_fallback,
-)
+from artefact.embed.loader import load_embedder, load_embedder_with_fallback
+from artefact.embed.models import OFFLINE_FALLBACK_SPEC, LoadOptions, ModelSpec
 from artefact.embed.preprocess import load_for_model, normalise_batch
 
 TINY_NAME = "tiny-clip"

@@ -9,8 +9,8 @@ import faiss
 import numpy as np
 import pytest
 
+from artefact.embed import fileio
 from artefact.embed.errors import CatalogueError
-from artefact.index import vectors as vectors_mod
 from artefact.index.vectors import VectorIndex, manifest_path
 
 DIM = 24
@@ -197,7 +197,7 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(index, tmp_path, monkeyp
     def boom(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(vectors_mod.os, "replace", boom)
+    monkeypatch.setattr(fileio.os, "replace", boom)
     index.remove(index.ids()[:3])
     with pytest.raises(OSError, match="disk full"):
         index.save(path, {"generation": 2, "model": None})

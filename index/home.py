@@ -1,0 +1,73 @@
+"""Home: the one owner of every file and folder name inside an installation's home folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Home:
+    """Paths inside one home folder (`--home` / `ARTEFACT_HOME`).
+
+    Every other module asks this object for a path instead of spelling a file name,
+    so a name is written once and a new file is added here first.
+    """
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    # -- engine data (index layer) -------------------------------------------
+    @property
+    def catalogue(self) -> Path:
+        return self.root / "catalogue.sqlite"
+
+    @property
+    def vectors(self) -> Path:
+        return self.root / "vectors.faiss"
+
+    @property
+    def vectors_manifest(self) -> Path:
+        return self.vectors.with_suffix(".json")
+
+    @property
+    def write_lock(self) -> Path:
+        return self.root / ".write.lock"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    # -- service data (api layer) --------------------------------------------
+    @property
+    def access(self) -> Path:
+        return self.root / "access.sqlite"
+
+    @property
+    def audit(self) -> Path:
+        return self.root / "audit.sqlite"
+
+    @property
+    def audit_photos(self) -> Path:
+        return self.root / "audit-photos"
+
+    @property
+    def thumbnails(self) -> Path:
+        return self.root / "thumbnails"
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    @property
+    def evidence(self) -> Path:
+        return self.root / "evidence"
+
+    def has_catalogue(self) -> bool:
+        return self.catalogue.is_file()
