@@ -1,4 +1,8 @@
-"""Error hierarchy shared by every layer; each error carries a message a person can act on."""
+"""Error hierarchy: the base every layer shares, and the errors of photos and models; messages a person can act on."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 
 class ArtefactError(Exception):
@@ -25,17 +29,22 @@ class ModelUnavailableError(ArtefactError):
     """The requested model or its weights cannot be loaded."""
 
 
-class IndexMismatchError(ArtefactError):
-    """An index was opened with a different model than the one that built it."""
+# transitional: remove once api/ imports from index.errors
+# The index layer's errors moved to artefact.index.errors. Importing them here at module
+# level would make embed import index (and fail when index.errors is imported first), so
+# old imports are served lazily (PEP 562) until every caller imports from index.errors.
+_MOVED_TO_INDEX = ("IndexMismatchError", "CatalogueError", "ObjectNotFoundError", "ManifestError")
+
+if TYPE_CHECKING:
+    from artefact.index.errors import CatalogueError as CatalogueError
+    from artefact.index.errors import IndexMismatchError as IndexMismatchError
+    from artefact.index.errors import ManifestError as ManifestError
+    from artefact.index.errors import ObjectNotFoundError as ObjectNotFoundError
 
 
-class CatalogueError(ArtefactError):
-    """The catalogue is missing, corrupt or asked for something it does not hold."""
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_INDEX:
+        from artefact.index import errors
 
-
-class ObjectNotFoundError(CatalogueError):
-    """No object with the given id."""
-
-
-class ManifestError(ArtefactError):
-    """A bulk-ingest manifest is malformed."""
+        return getattr(errors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

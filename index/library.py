@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from artefact.embed.errors import CatalogueError, IndexMismatchError
+from artefact.index.errors import CatalogueError, IndexMismatchError
 from artefact.embed.models import ModelDescription
 from artefact.index.catalogue import Catalogue
 from artefact.index.vectors import VectorIndex, manifest_path

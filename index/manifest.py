@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from artefact.embed.errors import ManifestError
+from artefact.index.errors import ManifestError
 from artefact.index.records import RECORD_FIELDS, ObjectRecord
 
 IMAGE_SUFFIXES = {

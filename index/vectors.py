@@ -10,7 +10,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from artefact.embed.errors import CatalogueError
+from artefact.index.errors import CatalogueError
 from artefact.embed.fileio import atomic_path, atomic_write_bytes
 
 log = logging.getLogger(__name__)

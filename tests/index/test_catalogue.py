@@ -7,7 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from artefact.embed.errors import CatalogueError, ObjectNotFoundError
+from artefact.index.errors import CatalogueError, ObjectNotFoundError
 from artefact.index.catalogue import SCHEMA_VERSION, Catalogue, SearchFilters
 from artefact.index.records import ObjectRecord
 

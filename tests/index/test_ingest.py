@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artefact.embed.errors import IndexMismatchError
+from artefact.index.errors import IndexMismatchError
 from artefact.embed.preprocess import load_for_model
 from artefact.index.ingest import IngestReport, ingest_manifest
 from artefact.index.library import INDEX_FILE, Library

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from artefact.embed.errors import ManifestError
+from artefact.index.errors import ManifestError
 from artefact.index.manifest import read_manifest, resolve_images
 
 from index_helpers import SAMPLE

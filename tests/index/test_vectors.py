@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from artefact.embed import fileio
-from artefact.embed.errors import CatalogueError
+from artefact.index.errors import CatalogueError
 from artefact.index.vectors import VectorIndex, manifest_path
 
 DIM = 24

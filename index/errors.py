@@ -1,0 +1,19 @@
+"""Errors of the index layer (catalogue, vectors, manifests); all are `ArtefactError`s, as embed's are."""
+
+from artefact.embed.errors import ArtefactError
+
+
+class IndexMismatchError(ArtefactError):
+    """An index was opened with a different model than the one that built it."""
+
+
+class CatalogueError(ArtefactError):
+    """The catalogue is missing, corrupt or asked for something it does not hold."""
+
+
+class ObjectNotFoundError(CatalogueError):
+    """No object with the given id."""
+
+
+class ManifestError(ArtefactError):
+    """A bulk-ingest manifest is malformed."""
