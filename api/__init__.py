@@ -1,1 +1,1 @@
-"""Interfaces: command line (and later HTTP and the web page); no ML logic here."""
+"""Interfaces: the command line (cli/), the HTTP service (http/) and its web page (web/); no ML logic here."""

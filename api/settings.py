@@ -14,6 +14,7 @@ from artefact.embed.models import (
     EFFICIENTNET_LITE0,
     OFFLINE_FALLBACK_SPEC,
     OPEN_CLIP,
+    RANDOM_INIT,
     LoadOptions,
     ModelSpec,
     DEFAULT_MODEL,
@@ -75,7 +76,7 @@ class Settings(BaseSettings):
             name = self.model or DEFAULT_MODEL
             default_weights = DEFAULT_TAG  # the model's preferred open_clip tag
         pretrained = self.pretrained if self.pretrained is not None else default_weights
-        if pretrained and pretrained.lower() in ("none", "random", "random-init"):
+        if pretrained and pretrained.lower() in ("none", "random", RANDOM_INIT):
             pretrained = None
         return ModelSpec(backend, name, pretrained)
 

@@ -13,6 +13,7 @@ from artefact.embed.models import (
     DEFAULT_PRETRAINED,
     DEFAULT_TAG,
     OPEN_CLIP,
+    RANDOM_INIT,
     LoadOptions,
     ModelDescription,
     ModelSpec,
@@ -86,7 +87,7 @@ def resolve_weights(spec: ModelSpec, options: LoadOptions) -> tuple[Path | None,
         if not found:
             raise ModelUnavailableError(f"model folder {folder} holds no weights file")
         return found[0], {}
-    if spec.pretrained in (None, "", "random-init"):
+    if spec.pretrained in (None, "", RANDOM_INIT):
         return None, {}
     as_path = Path(spec.pretrained)
     if as_path.is_file():
@@ -166,7 +167,7 @@ def load_open_clip(spec: ModelSpec, options: LoadOptions) -> Embedder:
         pretrained=spec.pretrained,
         dim=dim,
         preprocess=_plain(preprocess),
-        weights_sha256=file_sha256(weights, options.cache_dir) if weights else "random-init:seed=0",
+        weights_sha256=file_sha256(weights, options.cache_dir) if weights else f"{RANDOM_INIT}:seed=0",
         has_text=has_text,
     )
     log.info("loaded %s on %s (dim %d)", description.label(), device, dim)

@@ -10,6 +10,7 @@ from artefact.embed.embedder import Embedder
 from artefact.embed.errors import ModelUnavailableError
 from artefact.embed.models import (
     EFFICIENTNET_LITE0,
+    RANDOM_INIT,
     LoadOptions,
     ModelDescription,
     ModelSpec,
@@ -56,7 +57,7 @@ def load_efficientnet_lite0(spec: ModelSpec, options: LoadOptions) -> Embedder:
             f"backend {EFFICIENTNET_LITE0} knows models {', '.join(TIMM_NAMES)}, not {spec.model_name!r}"
         )
     name = spec.model_name
-    if spec.pretrained in (None, "", "random-init"):
+    if spec.pretrained in (None, "", RANDOM_INIT):
         torch.manual_seed(0)
         weights_path = None
     elif spec.pretrained == "imagenet":
@@ -85,7 +86,7 @@ def load_efficientnet_lite0(spec: ModelSpec, options: LoadOptions) -> Embedder:
         model.load_state_dict(dict(zip(target.keys(), state.values())))
         sha = file_sha256(weights_path, options.cache_dir)
     else:
-        sha = "random-init:seed=0"
+        sha = f"{RANDOM_INIT}:seed=0"
     model.eval().to(device)
 
     def image_forward(x: "torch.Tensor") -> "torch.Tensor":

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from artefact.embed.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +106,7 @@ def file_sha256(path: Path, cache_dir: Path | None = None) -> str:
     if memo_path:
         memo[key] = digest
         try:
-            memo_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(memo, indent=1))
-            tmp.replace(memo_path)
+            atomic_write_text(memo_path, json.dumps(memo, indent=1))
         except OSError as exc:
             log.debug("could not memoise checksum: %s", exc)
     return digest

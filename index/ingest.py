@@ -10,21 +10,22 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence, Union
 
 import numpy as np
 
 from artefact.embed.errors import ArtefactError, ImageError
+from artefact.embed.fileio import utc_now
 from artefact.embed.images import DEFAULT_MAX_PIXELS
 from artefact.embed.models import ModelDescription
 from artefact.embed.preprocess import PreprocessConfig, load_photo
-from artefact.index.verification import DEFAULT_KIND
-from artefact.index.verification import extract as extract_features
 from artefact.index.catalogue import KnownImage
+from artefact.index.home import Home
 from artefact.index.library import Library
 from artefact.index.manifest import read_manifest, resolve_images
+from artefact.index.verification import DEFAULT_KIND, FeatureRow, Features
+from artefact.index.verification import extract as extract_features
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class PreparedPhoto:
     width: int
     height: int
     replaces: int | None = None
-    features: tuple[str, int, int, int, bytes, bytes] | None = None
+    features: FeatureRow | None = None
 
 
 def store_photos(library: Library, embedder: IngestEmbedder, photos: Sequence[PreparedPhoto]) -> tuple[list[int], list[Problem]]:
@@ -144,24 +145,45 @@ def store_photos(library: Library, embedder: IngestEmbedder, photos: Sequence[Pr
     return new_ids, problems
 
 
-def decode_file(path: str, cfg: PreprocessConfig, max_pixels: int, feature_kind: str | None = None) -> tuple[Any, ...]:
+@dataclass(frozen=True)
+class DecodedPhoto:
+    """A photo file read, hashed, decoded and prepared by a worker (see `decode_file`)."""
+
+    sha256: str
+    size_bytes: int
+    array: np.ndarray  # the model input, uint8 HxWx3
+    width: int  # full-resolution size, upright
+    height: int
+    features: Features | None  # local features, when the index stores them
+
+
+@dataclass(frozen=True)
+class DecodeFailure:
+    """A photo file that could not be used, and why (in words for the ingest report)."""
+
+    reason: str
+
+
+Decoded = Union[DecodedPhoto, DecodeFailure]
+
+
+def decode_file(path: str, cfg: PreprocessConfig, max_pixels: int, feature_kind: str | None = None) -> Decoded:
     """Worker-side: read, hash, decode, prepare one photo (and extract its local features).
 
-    Never raises for bad images: returns ("error", reason) instead.
+    Never raises for bad images: returns a `DecodeFailure` instead.
     """
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        return ("error", f"cannot read file ({exc.strerror or exc})")
+        return DecodeFailure(f"cannot read file ({exc.strerror or exc})")
     sha = hashlib.sha256(data).hexdigest()
     try:
         img, arr = load_photo(data, cfg, max_pixels=max_pixels)
     except ImageError as exc:
-        reason = str(exc).replace("uploaded photo: ", "")
-        return ("error", reason, sha)
+        return DecodeFailure(str(exc).replace("uploaded photo: ", ""))
     w, h = img.info.get("original_size", img.size)
-    feats = extract_features(img, feature_kind).to_row() if feature_kind else None
-    return ("ok", sha, len(data), arr, int(w), int(h), feats)
+    feats = extract_features(img, feature_kind) if feature_kind else None
+    return DecodedPhoto(sha, len(data), arr, int(w), int(h), feats)
 
 
 class _Decoder:
@@ -173,7 +195,7 @@ class _Decoder:
         self.pool = mp.get_context("spawn").Pool(workers) if workers > 0 else None
         self.inflight = max(1, inflight)
 
-    def run(self, tasks: Iterator[_Task]) -> Iterator[tuple[_Task, tuple[Any, ...]]]:
+    def run(self, tasks: Iterator[_Task]) -> Iterator[tuple[_Task, Decoded]]:
         if self.pool is None:
             for t in tasks:
                 yield t, decode_file(str(t.path), self.cfg, self.max_pixels, self.feature_kind)
@@ -243,7 +265,7 @@ def ingest_manifest(
         workers = max(1, (os.cpu_count() or 2) - 1)
     bar = _progress(count_image_refs(manifest) if progress else 0, progress)
     catalogue = library.catalogue
-    batch: list[tuple[_Task, tuple[Any, ...]]] = []
+    batch: list[tuple[_Task, DecodedPhoto]] = []
     committed = 0
     last_save = time.monotonic()
 
@@ -252,9 +274,10 @@ def ingest_manifest(
         if not batch:
             return
         photos = [
-            PreparedPhoto(t.object_pk, t.object_id, t.ref, t.path, sha, size, t.mtime_ns, arr, w, h,
-                          t.known.image_id if t.known else None, feats)
-            for t, (_, sha, size, arr, w, h, feats) in batch
+            PreparedPhoto(t.object_pk, t.object_id, t.ref, t.path, d.sha256, d.size_bytes, t.mtime_ns, d.array,
+                          d.width, d.height, t.known.image_id if t.known else None,
+                          d.features.to_row() if d.features is not None else None)
+            for t, d in batch
         ]
         _, problems = store_photos(library, embedder, photos)
         replaced = sum(p.replaces is not None for p in photos)
@@ -277,12 +300,12 @@ def ingest_manifest(
         library.refresh()  # load and catch up before the first batch
         try:
             for task, result in decoder.run(_tasks(library, manifest, images_root, report, bar)):
-                if result[0] == "error":
+                if isinstance(result, DecodeFailure):
                     report.images_failed += 1
-                    report.problems.append(Problem(task.object_id, task.ref, result[1]))
+                    report.problems.append(Problem(task.object_id, task.ref, result.reason))
                     bar.update(1)
                     continue
-                if task.known is not None and task.known.sha256 == result[1]:
+                if task.known is not None and task.known.sha256 == result.sha256:
                     catalogue.touch_image(task.known.image_id, task.mtime_ns)  # only the timestamp moved
                     report.images_unchanged += 1
                     bar.update(1)
@@ -298,7 +321,7 @@ def ingest_manifest(
             bar.close()
             library.save()
     report.seconds = time.perf_counter() - started
-    report.report_path = _write_problems(library.home, report.problems)
+    report.report_path = _write_problems(library.paths, report.problems)
     return report
 
 
@@ -368,12 +391,12 @@ def _tasks(library: Library, manifest: Path, root: Path, report: IngestReport, b
             yield _Task(oid, pk, ref, path, k, st.st_mtime_ns)
 
 
-def _write_problems(home: Path, problems: list[Problem]) -> str | None:
+def _write_problems(home: Home, problems: list[Problem]) -> str | None:
     if not problems:
         return None
-    folder = home / "reports"
+    folder = home.reports
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
     path = folder / f"ingest-{stamp}.csv"
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)

@@ -14,6 +14,7 @@ import numpy as np
 from artefact.index.errors import CatalogueError, IndexMismatchError
 from artefact.embed.models import ModelDescription
 from artefact.index.catalogue import Catalogue
+from artefact.index.home import Home
 from artefact.index.vectors import VectorIndex, manifest_path
 
 if TYPE_CHECKING:
@@ -21,9 +22,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CATALOGUE_FILE = "catalogue.sqlite"
-INDEX_FILE = "vectors.faiss"
-LOCK_FILE = ".write.lock"
+# transitional: remove once api/cli asks Home (artefact.index.home) for these names
+CATALOGUE_FILE = Home(Path()).catalogue.name
+INDEX_FILE = Home(Path()).vectors.name
+LOCK_FILE = Home(Path()).write_lock.name
 
 
 class Library:
@@ -33,11 +35,12 @@ class Library:
     between a catalogue commit and an index save, opening reconciles the two by id.
     """
 
-    def __init__(self, home: Path) -> None:
-        self.home = Path(home)
+    def __init__(self, home: Path | Home) -> None:
+        self.paths = home if isinstance(home, Home) else Home(home)
+        self.home = self.paths.root
         self.home.mkdir(parents=True, exist_ok=True)
-        self.catalogue = Catalogue(self.home / CATALOGUE_FILE)
-        self.index_path = self.home / INDEX_FILE
+        self.catalogue = Catalogue(self.paths.catalogue)
+        self.index_path = self.paths.vectors
         self._vectors: VectorIndex | None = None
         self._generation = -1  # catalogue generation the in-memory index reflects
 
@@ -113,7 +116,7 @@ class Library:
     @contextmanager
     def writing(self) -> Iterator[None]:
         """Exclusive writer lock across processes (two ingests must not interleave)."""
-        fd = os.open(str(self.home / LOCK_FILE), os.O_CREAT | os.O_RDWR, 0o644)
+        fd = os.open(str(self.paths.write_lock), os.O_CREAT | os.O_RDWR, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -15,9 +15,10 @@ from PIL import Image, ImageDraw
 
 log = logging.getLogger(__name__)
 
-# Chosen by measurement (benchmarks/bench_verification.py): SIFT separates true pairs
-# from look-alikes better than ORB; 512 features on a 640 px image keep extraction
-# and storage (~66 KB per photo) affordable.
+# SIFT by default: its descriptors separate true pairs from look-alikes better than ORB's.
+# No script in benchmarks/ measures that yet (build one index per kind with
+# `artefact index add --local-features sift|orb` and compare them with `artefact eval`).
+# 512 features on a 640 px image keep extraction and storage (~66 KB per photo) affordable.
 DEFAULT_KIND = "sift"
 DEFAULT_MAX_SIDE = 640
 DEFAULT_N_FEATURES = 512
@@ -25,6 +26,11 @@ RATIO = 0.8  # Lowe's ratio test
 MIN_MATCHES = 8
 RANSAC_FRACTION = 0.008  # reprojection error allowed, as a fraction of the image's long side (5 px at 640)
 MIN_WORKING_SIDE = 320  # tiny catalogue photos are enlarged so the detector finds anything
+
+
+# How the catalogue stores one photo's features: kind, count, working width and height,
+# keypoint positions and descriptors as raw bytes (see `Features.to_row` / `from_row`).
+FeatureRow = tuple[str, int, int, int, bytes, bytes]
 
 
 @dataclass
@@ -39,7 +45,7 @@ class Features:
     def __len__(self) -> int:
         return len(self.xy)
 
-    def to_row(self) -> tuple[str, int, int, int, bytes, bytes]:
+    def to_row(self) -> FeatureRow:
         return (self.kind, len(self), self.size[0], self.size[1],
                 np.ascontiguousarray(self.xy, np.float32).tobytes(), np.ascontiguousarray(self.desc, np.uint8).tobytes())
 

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from artefact.index.errors import IndexMismatchError
 from artefact.embed.preprocess import load_for_model
-from artefact.index.ingest import IngestReport, ingest_manifest
-from artefact.index.library import INDEX_FILE, Library
+from artefact.embed.preprocess import PreprocessConfig
+from artefact.index.ingest import DecodedPhoto, DecodeFailure, IngestReport, decode_file, ingest_manifest
+from artefact.index.home import Home
+from artefact.index.library import Library
 from artefact.index.manifest import read_manifest, resolve_images
 from artefact.index.vectors import manifest_path
 
@@ -27,6 +30,27 @@ def ingest(library: Library, embedder, manifest: Path, root: Path, **kw) -> Inge
     kw.setdefault("workers", 0)
     kw.setdefault("progress", False)
     return ingest_manifest(library, embedder, manifest, root, **kw)
+
+
+def test_decode_file_returns_a_typed_photo_or_a_reason(tmp_path):
+    """The worker's result: hash, size, model input, upright size and features, or why not."""
+    cfg = PreprocessConfig(size=32)
+    source = SAMPLE_IMAGES / "SMP-COIN-01" / "1.jpg"
+    photo = decode_file(str(source), cfg, max_pixels=10**8, feature_kind="orb")
+    assert isinstance(photo, DecodedPhoto)
+    data = source.read_bytes()
+    assert photo.sha256 == hashlib.sha256(data).hexdigest() and photo.size_bytes == len(data)
+    assert photo.array.shape == (32, 32, 3) and photo.array.dtype == np.uint8
+    with Image.open(source) as img:
+        assert {photo.width, photo.height} == set(img.size)
+    assert photo.features is not None and photo.features.kind == "orb" and len(photo.features) > 0
+    assert decode_file(str(source), cfg, max_pixels=10**8).features is None
+
+    missing = decode_file(str(tmp_path / "gone.jpg"), cfg, max_pixels=10**8)
+    assert isinstance(missing, DecodeFailure) and "cannot read file" in missing.reason
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    garbage = decode_file(str(tmp_path / "notes.jpg"), cfg, max_pixels=10**8)
+    assert isinstance(garbage, DecodeFailure) and garbage.reason and "uploaded photo" not in garbage.reason
 
 
 def manifest_counts(path: Path) -> tuple[int, int, Counter]:
@@ -44,14 +68,15 @@ def assert_healthy(lib: Library) -> None:
 
 def snapshot(lib: Library) -> dict:
     """Everything an ingest could change, for 'nothing was changed' checks."""
-    home = lib.home
+    paths = lib.paths
+    index, manifest = paths.vectors, manifest_path(paths.vectors)
     return {
         "stats": {k: v for k, v in lib.stats().items() if k not in ("index_bytes", "catalogue_bytes")},  # sizes move with WAL checkpoints
-        "index": (home / INDEX_FILE).read_bytes() if (home / INDEX_FILE).exists() else None,
-        "manifest": manifest_path(home / INDEX_FILE).read_bytes() if manifest_path(home / INDEX_FILE).exists() else None,
+        "index": index.read_bytes() if index.exists() else None,
+        "manifest": manifest.read_bytes() if manifest.exists() else None,
         "model": lib.catalogue.get_meta("model"),
         "history": len(lib.catalogue.history(limit=10_000)),
-        "reports": sorted(p.name for p in (home / "reports").glob("*")) if (home / "reports").exists() else [],
+        "reports": sorted(p.name for p in paths.reports.glob("*")) if paths.reports.exists() else [],
         "images": [(im.image_id, im.sha256) for oid in ("SMP-COIN-01", "SMP-PAINT-01") for im in lib.catalogue.object_images(oid)],
     }
 
@@ -185,7 +210,7 @@ def test_lost_faiss_file_is_rebuilt_from_catalogue(tmp_path, sample_root, tiny_e
     with Library(tmp_path / "home") as lib:
         ingest(lib, tiny_embedder, SAMPLE_CSV, sample_root)
         ids = np.sort(lib.vectors.ids())
-    (tmp_path / "home" / INDEX_FILE).unlink()
+    Home(tmp_path / "home").vectors.unlink()
     with Library(tmp_path / "home") as lib:
         np.testing.assert_array_equal(np.sort(lib.vectors.ids()), ids)
         assert_healthy(lib)
@@ -257,7 +282,7 @@ def check_bad_report(lib: Library, rep: IngestReport) -> None:
     assert "SMP-COIN-01" in dup.problem
     assert len(lib.catalogue.object_images("DUP-1")) == 1 and len(lib.catalogue.object_images("SMP-COIN-01")) == 1
     # The CSV report under <home>/reports/ names every file and reason.
-    assert Path(rep.report_path).parent == lib.home / "reports"
+    assert Path(rep.report_path).parent == lib.paths.reports
     rows = read_report(rep.report_path)
     by_file = {r["file"]: r for r in rows}
     for ref, (oid, words) in EXPECTED_ERRORS.items():
@@ -334,8 +359,8 @@ def test_stale_faiss_file_is_reconciled_on_open(tmp_path, sample_root, tiny_embe
     home = tmp_path / "home"
     with Library(home) as lib:
         ingest(lib, tiny_embedder, SAMPLE_CSV, sample_root)
-    old_index = (home / INDEX_FILE).read_bytes()
-    old_manifest = manifest_path(home / INDEX_FILE).read_bytes()
+    old_index = Home(home).vectors.read_bytes()
+    old_manifest = manifest_path(Home(home).vectors).read_bytes()
     (sample_root / "SMP-COIN-09" / "1.jpg").write_bytes((SAMPLE_IMAGES / "SMP-PHOTO-01" / "1.jpg").read_bytes())
     with Library(home) as lib:
         (old,) = lib.catalogue.object_images("SMP-COIN-09")
@@ -344,11 +369,11 @@ def test_stale_faiss_file_is_reconciled_on_open(tmp_path, sample_root, tiny_embe
         (new,) = lib.catalogue.object_images("SMP-COIN-09")
         want = np.sort(lib.vectors.ids())
     # Put the pre-change index back, as if the final save never happened.
-    (home / INDEX_FILE).write_bytes(old_index)
-    manifest_path(home / INDEX_FILE).write_bytes(old_manifest)
+    Home(home).vectors.write_bytes(old_index)
+    manifest_path(Home(home).vectors).write_bytes(old_manifest)
     with Library(home) as lib:
         ids = lib.vectors.ids()
         np.testing.assert_array_equal(np.sort(ids), want)
         assert old.image_id not in ids.tolist() and new.image_id in ids.tolist()
         assert_healthy(lib)
-        assert json.loads(manifest_path(home / INDEX_FILE).read_text())["generation"] == lib.catalogue.generation
+        assert json.loads(manifest_path(Home(home).vectors).read_text())["generation"] == lib.catalogue.generation
