@@ -7,13 +7,13 @@ import logging
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from artefact.embed.errors import CatalogueError, ObjectNotFoundError
+from artefact.embed.fileio import utc_iso
 from artefact.index.records import (
     DEFAULT_STATUS,
     FILTER_FIELDS,
@@ -26,10 +26,6 @@ from artefact.index.records import (
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _migration_1() -> str:
@@ -131,6 +127,23 @@ class SearchFilters:
             clauses.append("o.status != 'recovered'")
         return (" AND ".join(clauses) or "1"), params
 
+    @classmethod
+    def parse(cls, values: Mapping[str, Iterable[str]], include_recovered: bool = False) -> "SearchFilters":
+        """Filters from raw values per field name, each value one name or several joined by commas.
+
+        Raises:
+            CatalogueError: a field that is not a filter, or a status that does not exist.
+        """
+        unknown = [name for name in values if name not in FILTER_FIELDS]
+        if unknown:
+            raise CatalogueError(f"unknown filter {', '.join(unknown)}: use one of {', '.join(FILTER_FIELDS)}")
+        split = {name: tuple(v.strip() for raw in values.get(name, ()) for v in raw.split(",") if v.strip())
+                 for name in FILTER_FIELDS}
+        bad = [s for s in split["status"] if s.lower() not in STATUSES]
+        if bad:
+            raise CatalogueError(f"unknown status {', '.join(bad)}: use one of {', '.join(STATUSES)}")
+        return cls(**split, include_recovered=include_recovered)
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {n: list(getattr(self, n)) for n in FILTER_FIELDS if getattr(self, n)}
         if self.include_recovered:
@@ -144,7 +157,7 @@ class Catalogue:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         try:
-            # Shared by a service's worker threads; callers serialise access (see api.service).
+            # Shared by a service's worker threads; callers serialise access (see api.http.engine).
             self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0, check_same_thread=False)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -235,7 +248,7 @@ class Catalogue:
     def log_change(self, actor: str, action: str, object_id: str, detail: dict[str, Any] | None = None) -> None:
         self.db.execute(
             "INSERT INTO history (at, actor, action, object_id, detail) VALUES (?, ?, ?, ?, ?)",
-            (utc_now(), actor, action, object_id, json.dumps(detail or {}, ensure_ascii=False)),
+            (utc_iso(), actor, action, object_id, json.dumps(detail or {}, ensure_ascii=False)),
         )
 
     def history(self, object_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -259,7 +272,7 @@ class Catalogue:
         values["status"] = status
         extra = json.dumps(record.extra, sort_keys=True, ensure_ascii=False)
         row = self.db.execute("SELECT * FROM objects WHERE object_id = ?", (record.object_id,)).fetchone()
-        now = utc_now()
+        now = utc_iso()
         if row is None:
             cols = ", ".join(RECORD_FIELDS)
             marks = ", ".join("?" * len(RECORD_FIELDS))
@@ -295,6 +308,10 @@ class Catalogue:
     def get_object(self, object_id: str) -> ObjectRecord:
         return self._record(self._object_row(object_id))
 
+    def object_pk(self, object_id: str) -> int:
+        """The row key of an object (raises ObjectNotFoundError)."""
+        return int(self._object_row(object_id)["pk"])
+
     def objects_by_pk(self, pks: Sequence[int]) -> dict[int, ObjectRecord]:
         out: dict[int, ObjectRecord] = {}
         for chunk in _chunks(list(pks), 500):
@@ -320,7 +337,7 @@ class Catalogue:
             raise CatalogueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
         row = self._object_row(object_id)
         self.db.execute(
-            "UPDATE objects SET status = ?, updated_at = ? WHERE pk = ?", (status, utc_now(), row["pk"])
+            "UPDATE objects SET status = ?, updated_at = ? WHERE pk = ?", (status, utc_iso(), row["pk"])
         )
         return str(row["status"])
 
@@ -356,7 +373,7 @@ class Catalogue:
         cur = self.db.execute(
             "INSERT INTO images (object_pk, path, sha256, size_bytes, mtime_ns, width, height, vector, added_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (object_pk, path, sha256, size_bytes, mtime_ns, width, height, blob, utc_now()),
+            (object_pk, path, sha256, size_bytes, mtime_ns, width, height, blob, utc_iso()),
         )
         self.bump_generation()
         return int(cur.lastrowid or 0)
