@@ -1,0 +1,110 @@
+"""HTTP errors: the service's own error types, one table from error type to status code, one handler."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from artefact.embed.errors import (
+    ArtefactError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    ModelUnavailableError,
+    UnsupportedImageError,
+)
+from artefact.index.errors import CatalogueError, IndexMismatchError, ObjectNotFoundError
+
+log = logging.getLogger(__name__)
+
+
+class Unauthorized(ArtefactError):
+    """No API key, or an unknown or revoked one."""
+
+
+class Forbidden(ArtefactError):
+    """The key's role is below what the operation needs."""
+
+
+class NotReady(ArtefactError):
+    """The model and index are still loading, or failed to load."""
+
+
+class TooManyPhotos(ArtefactError):
+    """More photos in one request than the configured limit."""
+
+
+class NoTextTower(ArtefactError):
+    """Text search asked of a model that has no text encoder."""
+
+
+class ObjectExistsError(ArtefactError):
+    """Create refused: the id is taken."""
+
+
+class ImageNotFoundError(ArtefactError):
+    """No such catalogue photo (or evidence image)."""
+
+
+# Most specific first: each error type maps to one status, its message becomes the detail.
+ERROR_STATUS: tuple[tuple[type[ArtefactError], int], ...] = (
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotReady, 503),
+    (TooManyPhotos, 413),
+    (ImageTooLargeError, 413),
+    (UnsupportedImageError, 415),
+    (ImageDecodeError, 422),
+    (ObjectNotFoundError, 404),
+    (ImageNotFoundError, 404),
+    (ObjectExistsError, 409),
+    (IndexMismatchError, 409),
+    (NoTextTower, 400),
+    (ModelUnavailableError, 400),
+    (CatalogueError, 400),
+    (ArtefactError, 400),
+)
+# Headers a status always carries: how to authenticate, when to come back.
+STATUS_HEADERS: dict[int, dict[str, str]] = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "5"}}
+
+# What each status means to a client, documented on every operation in OpenAPI.
+ERROR_RESPONSES: dict[int, str] = {
+    400: "bad filter value or catalogue error", 401: "missing, unknown or revoked API key",
+    403: "the key's role is too low", 404: "no such object, image or search record",
+    409: "the object exists already, or the index was built with another model",
+    413: "request, photo, photo count or pixel count over the limit", 415: "not an image",
+    503: "the model and index are still loading (Retry-After)",
+}
+
+
+def status_of(exc: ArtefactError) -> int:
+    return next(code for cls, code in ERROR_STATUS if isinstance(exc, cls))
+
+
+async def artefact_error(request: Request, exc: ArtefactError) -> JSONResponse:
+    """The one handler for the package's errors: status from the table, the message as detail."""
+    status = status_of(exc)
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=STATUS_HEADERS.get(status))
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own errors (404 route, 405, body limit), answered in the same JSON shape."""
+    status = exc.status_code
+    if status == 400 and str(exc.detail).startswith("Part exceeded maximum size"):
+        # Starlette's per-part cap (1 MB) on a multipart form field: too large, like the body limit.
+        status = 413
+    return JSONResponse({"detail": exc.detail}, status_code=status, headers=exc.headers)
+
+
+async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse({"detail": "internal error; the service log has the details"}, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on an app."""
+    app.exception_handler(ArtefactError)(artefact_error)
+    app.exception_handler(StarletteHTTPException)(http_error)
+    app.exception_handler(Exception)(unexpected)
