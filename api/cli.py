@@ -337,9 +337,9 @@ def _is_loopback(host: str) -> bool:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from artefact.api.allocator import tune_for_service
-    from artefact.api.app import create_app
-    from artefact.api.security import KeyStore
+    from artefact.api.http.allocator import tune_for_service
+    from artefact.api.http.app import create_app
+    from artefact.api.http.security import KeyStore
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -361,7 +361,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    from artefact.api.security import KeyStore
+    from artefact.api.http.security import KeyStore
 
     settings.home.mkdir(parents=True, exist_ok=True)
     store = KeyStore(settings.home / "access.sqlite")
@@ -375,7 +375,7 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
-    from artefact.api.security import KeyStore
+    from artefact.api.http.security import KeyStore
 
     store = KeyStore(settings.home / "access.sqlite")
     keys = store.list()
@@ -390,7 +390,7 @@ def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from artefact.api.security import KeyStore
+    from artefact.api.http.security import KeyStore
 
     store = KeyStore(settings.home / "access.sqlite")
     store.revoke(args.name)

@@ -45,7 +45,7 @@ def free_port() -> int:
 
 
 def in_process(home: Path, model: str, data: bytes, repeats: int, rerank: int) -> dict[str, float]:
-    from artefact.api.service import Engine
+    from artefact.api.http.engine import Engine
     from artefact.api.settings import Settings
     from artefact.index.catalogue import SearchFilters
 
@@ -132,7 +132,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from artefact.api.security import KeyStore
+    from artefact.api.http.security import KeyStore
 
     home = args.workdir / f"{args.model}-{args.vectors}"
     if not (args.reuse and (home / "vectors.faiss").is_file()):

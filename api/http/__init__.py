@@ -1,0 +1,1 @@
+"""The HTTP service: app factory, routes, dependencies, engine, keys, audit and metrics."""

@@ -24,9 +24,10 @@ import pytest
 import uvicorn
 from PIL import Image
 
-from artefact.api.app import create_app
-from artefact.api.security import KeyStore
+from artefact.api.http.app import create_app
+from artefact.api.http.security import KeyStore
 from artefact.api.settings import Settings
+from artefact.index.home import Home
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "sample"
@@ -44,7 +45,7 @@ def tiny_settings(home: Path, config_dir: Path, **overrides: Any) -> Settings:
 
 def create_keys(home: Path) -> dict[str, str]:
     """One key per role (named after it) and a revoked one, written before the server starts."""
-    store = KeyStore(home / "access.sqlite")
+    store = KeyStore(Home(home).access)
     try:
         keys = {role: store.create(role, role) for role in ROLES}
         keys["revoked"] = store.create("revoked", "admin")

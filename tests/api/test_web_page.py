@@ -48,7 +48,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def web_home(tmp_path_factory: pytest.TempPathFactory, offline_embedder: Any) -> tuple[Path, dict[str, str]]:
     """The sample catalogue indexed with the offline EfficientNet model, plus an officer and a curator key."""
-    from artefact.api.security import KeyStore
+    from artefact.api.http.security import KeyStore
     from artefact.index.ingest import ingest_manifest
     from artefact.index.library import Library
 
@@ -68,7 +68,7 @@ def server(web_home: tuple[Path, dict[str, str]]) -> Iterator[str]:
     """The real service (uvicorn, real start-up) on a free loopback port."""
     import uvicorn
 
-    from artefact.api.app import create_app
+    from artefact.api.http.app import create_app
     from artefact.api.settings import Settings
 
     home, _ = web_home

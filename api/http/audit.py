@@ -7,15 +7,13 @@ import logging
 import sqlite3
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
+from artefact.embed.fileio import utc_now
+
 log = logging.getLogger(__name__)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class AuditLog:
@@ -54,7 +52,7 @@ class AuditLog:
     ) -> dict[str, Any]:
         """Store one search and return its record (what an officer may download)."""
         search_id = uuid.uuid4().hex
-        at = _now().isoformat(timespec="milliseconds")
+        at = utc_now().isoformat(timespec="milliseconds")
         kept: list[str] = []
         if self.keep_photos and photos:
             self.photo_dir.mkdir(parents=True, exist_ok=True)
@@ -93,11 +91,15 @@ class AuditLog:
         for r in rows:
             yield self._row(r)
 
+    def export_jsonl(self, since: str | None = None) -> str:
+        """The search log from `since` on, one JSON record per line (UTF-8, not escaped)."""
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.export(since))
+
     def purge_photos(self) -> int:
         """Delete kept query photos older than the retention period; returns how many."""
         if not self.photo_dir.is_dir():
             return 0
-        cutoff = (_now() - self.retention).isoformat()
+        cutoff = (utc_now() - self.retention).isoformat()
         with self._lock:
             rows = self.db.execute(
                 "SELECT search_id, photos_kept FROM searches WHERE at < ? AND photos_kept != '[]'", (cutoff,)

@@ -4,7 +4,7 @@ glibc gives each new thread that allocates under contention an arena of its own,
 and rarely hands their memory back. The service's ~40 request threads decode photos into buffers
 of a few MB, so without a cap RSS climbs in steps by hundreds of MiB (benchmarks/README.md,
 "burst memory"). Two arenas is the usual setting for a threaded server; the decode slots in
-service.py bound how many buffers are alive at once.
+engine.py bound how many buffers are alive at once.
 
 An operator's own MALLOC_ARENA_MAX wins; on a C library other than glibc nothing is changed.
 """

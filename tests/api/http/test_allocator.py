@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
-PROBE = "import json; from artefact.api.allocator import tune_for_service; print(json.dumps(tune_for_service()))"
+PROBE = "import json; from artefact.api.http.allocator import tune_for_service; print(json.dumps(tune_for_service()))"
 
 
 def _applied(**env: str) -> dict[str, int]:
@@ -25,7 +25,7 @@ def _applied(**env: str) -> dict[str, int]:
 
 
 def test_arena_cap_applied_by_default() -> None:
-    from artefact.api.allocator import ARENA_MAX
+    from artefact.api.http.allocator import ARENA_MAX
 
     assert _applied() == {"MALLOC_ARENA_MAX": ARENA_MAX}
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 from PIL import Image
 
-from artefact.api.security import KeyStore
+from artefact.api.http.security import KeyStore
 
 # (method, path, least role, request kwargs that pass authentication but change nothing)
 ENDPOINTS: list[tuple[str, str, str, dict[str, Any]]] = [
@@ -107,7 +107,7 @@ def test_x_api_key_header_works_like_bearer(live) -> None:
 
 
 def test_a_key_created_or_revoked_while_running_takes_effect_at_once(live) -> None:
-    store = KeyStore(live.settings.home / "access.sqlite")
+    store = KeyStore(live.settings.paths.access)
     try:
         token = store.create("late-officer", "officer")
         c = live.client(token)
@@ -147,7 +147,7 @@ def test_photo_search_finds_the_catalogue_photo_and_records_the_search(live, hel
     # the matched catalogue photo is served byte for byte, and its thumbnail is a small JPEG
     img = officer.get(hit["image"]["url"])
     assert img.status_code == 200
-    assert img.content in {p.read_bytes() for p in (Path(__file__).parents[2] / "data/sample/images/SMP-PAINT-01").iterdir()}
+    assert img.content in {p.read_bytes() for p in (Path(__file__).parents[3] / "data/sample/images/SMP-PAINT-01").iterdir()}
     thumb = officer.get(hit["image"]["thumbnail_url"])
     assert thumb.headers["content-type"] == "image/jpeg"
     with Image.open(io.BytesIO(thumb.content)) as t:
@@ -162,8 +162,45 @@ def test_photo_search_finds_the_catalogue_photo_and_records_the_search(live, hel
     assert record["photos_kept"] == []  # query photos are not kept unless configured
 
 
+def test_unset_k_and_rerank_take_the_service_defaults(live, helpers, catalogue_jpeg) -> None:
+    out = _search(live.client("officer"), helpers, catalogue_jpeg)
+    assert len(out["matches"]) == live.settings.http_results == 10
+    assert out["matches"][0]["inliers"] is not None  # re-ranked: settings.rerank > 0 by default
+    assert live.settings.rerank > 0
+    record = live.client("officer").get(f"/v1/searches/{out['search_id']}").json()
+    assert record["k"] == live.settings.http_results
+    assert _search(live.client("officer"), helpers, catalogue_jpeg, rerank=0)["matches"][0]["inliers"] is None
+    text = live.client("officer").post("/v1/search/text", json={"text": "a coin"}).json()
+    assert len(text["matches"]) == live.settings.http_results
+
+
+def test_evidence_image_of_a_verified_match(live, helpers, catalogue_jpeg) -> None:
+    officer = live.client("officer")
+    out = _search(officer, helpers, catalogue_jpeg)
+    top = out["matches"][0]
+    assert top["inliers"] and top["evidence_url"] == f"/v1/searches/{out['search_id']}/evidence/1"
+    r = officer.get(top["evidence_url"])
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(r.content)) as img:
+        assert img.format == "JPEG" and img.width > img.height  # query and catalogue photo side by side
+    assert live.client("admin").get(top["evidence_url"]).status_code == 200
+    assert live.client("curator").get(top["evidence_url"]).status_code == 404  # another key's search
+    assert officer.get(f"/v1/searches/{out['search_id']}/evidence/99").status_code == 404
+    assert officer.get("/v1/searches/0000/evidence/1").status_code == 404
+
+
+def test_meta_gives_record_fields_statuses_and_defaults_without_a_key(live) -> None:
+    from artefact.index.records import FILTER_FIELDS, RECORD_FIELDS, STATUSES
+
+    meta = live.client(None).get("/v1/meta")
+    assert meta.status_code == 200, meta.text
+    assert meta.json() == {"record_fields": list(RECORD_FIELDS), "statuses": list(STATUSES),
+                           "filter_fields": list(FILTER_FIELDS), "results": live.settings.http_results,
+                           "max_k": live.settings.max_k, "rerank": live.settings.rerank}
+
+
 def test_search_records_are_private_to_their_key_except_for_admin(live, helpers, catalogue_jpeg) -> None:
-    store = KeyStore(live.settings.home / "access.sqlite")
+    store = KeyStore(live.settings.paths.access)
     try:
         other = live.client(store.create("other-officer", "officer"))
     finally:
@@ -181,7 +218,7 @@ def test_search_records_are_private_to_their_key_except_for_admin(live, helpers,
 
 
 def test_several_photos_of_one_object_in_one_search(live, helpers) -> None:
-    photos = sorted((Path(__file__).parents[2] / "data/sample/images/SMP-ARCH-01").iterdir())
+    photos = sorted((Path(__file__).parents[3] / "data/sample/images/SMP-ARCH-01").iterdir())
     out = _search(live.client("officer"), helpers, *(p.read_bytes() for p in photos), k=3)
     top = out["matches"][0]
     assert top["object"]["id"] == "SMP-ARCH-01"

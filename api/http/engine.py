@@ -1,4 +1,7 @@
-"""The engine behind the HTTP API: one library and model, thread-safe, with batched inference."""
+"""The engine behind the HTTP API: one library and model, thread-safe, with batched inference.
+
+Routes call its methods and never take its lock or touch the catalogue themselves.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +19,20 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from artefact.api.http.errors import ImageNotFoundError, ObjectExistsError
 from artefact.api.settings import Settings
 from artefact.embed.embedder import Embedder
-from artefact.embed.errors import ArtefactError, ObjectNotFoundError
+from artefact.embed.errors import ArtefactError
+from artefact.embed.fileio import atomic_path, atomic_write_bytes
 from artefact.embed.images import load_image
-from artefact.embed.loader import load_embedder, load_embedder_with_fallback
+from artefact.embed.loader import embedder_for
 from artefact.embed.preprocess import MIN_DECODE_SIDE, PreprocessConfig, load_photo
 from artefact.index.catalogue import SearchFilters
+from artefact.index.errors import ObjectNotFoundError
 from artefact.index.ingest import PreparedPhoto, store_photos
 from artefact.index.library import Library
-from artefact.index.records import ObjectRecord
-from artefact.index.search import DEFAULT_RERANK, Evidence, SearchResult, default_threshold, embed_queries, rank
+from artefact.index.records import ImageRecord, ObjectRecord
+from artefact.index.search import Evidence, SearchResult, default_threshold, embed_queries, rank
 from artefact.index.verification import DEFAULT_KIND, Features, draw_evidence
 from artefact.index.verification import extract as extract_features
 
@@ -104,6 +110,14 @@ class PhotoInput:
     features: Features | None
 
 
+@dataclass
+class ObjectView:
+    """An object's record with its catalogue photos, as one consistent read."""
+
+    record: ObjectRecord
+    images: list[ImageRecord]
+
+
 class Engine:
     """Library + model for the service. All catalogue/index access holds `lock`;
     decoding and inference do not, so they run in parallel with searches."""
@@ -112,12 +126,7 @@ class Engine:
         self.settings = settings
         self.library = Library(settings.home)
         self.lock = threading.RLock()
-        model = self.library.model
-        explicit = settings.explicit_spec()
-        if model is not None and explicit is None:
-            embedder = load_embedder(model.spec(), settings.load_options())
-        else:
-            embedder = load_embedder_with_fallback(explicit, settings.load_options())
+        embedder = embedder_for(self.library.model, settings.explicit_spec(), settings.load_options())
         self.library.check_model(embedder.description)
         self.embedder = embedder
         self.batcher = BatchingEmbedder(embedder)
@@ -128,9 +137,8 @@ class Engine:
             self.library.refresh()
             self.library.local_features_kind(DEFAULT_KIND)  # new indexes store local features
         self.decode_slots = threading.BoundedSemaphore(settings.decode_slots or os.cpu_count() or 2)
-        self.thumb_dir = settings.home / "thumbnails"
-        self.upload_dir = settings.home / "uploads"
-        self.evidence_dir = settings.home / "evidence"
+        paths = settings.paths
+        self.thumb_dir, self.upload_dir, self.evidence_dir = paths.thumbnails, paths.uploads, paths.evidence
 
     def close(self) -> None:
         self.batcher.close()
@@ -169,9 +177,11 @@ class Engine:
         filters: SearchFilters,
         threshold: float | None,
         decode_ms: float = 0.0,
-        rerank: int = DEFAULT_RERANK,
+        rerank: int | None = None,
     ) -> SearchResult:
-        """Rank objects; `threshold` (or the configured one) overrides calibrated verdicts."""
+        """Rank the `k` (at most `max_k`) closest objects; `threshold` (or the configured one)
+        overrides calibrated verdicts; `rerank` (unset: the configured default) candidates get
+        geometric verification."""
         t0 = time.perf_counter()
         xq, kinds = embed_queries(self.batcher, [p.array for p in photos], texts)
         t1 = time.perf_counter()
@@ -180,8 +190,9 @@ class Engine:
         feats = [p.features for p in photos if p.features is not None]
         with self.lock:
             self.library.refresh()  # a concurrent ingest's committed photos become visible here
-            return rank(self.library, xq, kinds, feats, k=k, filters=filters, threshold=threshold,
-                        rerank=rerank, timings={"decode": decode_ms, "embed": (t1 - t0) * 1e3})
+            return rank(self.library, xq, kinds, feats, k=min(k, self.settings.max_k), filters=filters,
+                        threshold=threshold, rerank=self.settings.rerank if rerank is None else rerank,
+                        timings={"decode": decode_ms, "embed": (t1 - t0) * 1e3})
 
     # -- catalogue edits ---------------------------------------------------------------
     def create_object(self, record: ObjectRecord, photos: Sequence[PhotoInput], actor: str) -> list[int]:
@@ -205,8 +216,7 @@ class Engine:
         with self.lock, self.library.writing():
             self.library.refresh()
             catalogue = self.library.catalogue
-            catalogue.get_object(object_id)  # 404 before any file is written
-            pk = int(catalogue.db.execute("SELECT pk FROM objects WHERE object_id = ?", (object_id,)).fetchone()[0])
+            pk = catalogue.object_pk(object_id)  # 404 before any file is written
             ids = self._store(pk, object_id, photos)
             catalogue.log_change(actor, "add-photos", object_id, {"image_ids": ids})
             self.library.save()
@@ -218,8 +228,8 @@ class Engine:
         prepared = []
         for p in photos:
             path = folder / p.sha256
-            if not path.exists():
-                path.write_bytes(p.data)
+            if not path.exists():  # named by its content: written once, whole or not at all
+                atomic_write_bytes(path, p.data)
             prepared.append(
                 PreparedPhoto(pk, object_id, path.name, path, p.sha256, len(p.data), path.stat().st_mtime_ns,
                               p.array, p.width, p.height, None, p.features.to_row() if p.features else None)
@@ -265,9 +275,8 @@ class Engine:
         if not target.is_file():
             img: Image.Image = load_image(source, max_pixels=self.settings.max_pixels, min_side=THUMBNAIL_SIDE)
             img.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-            tmp = target.with_suffix(f".{threading.get_ident()}.tmp")
-            img.save(tmp, "JPEG", quality=85)
-            tmp.replace(target)
+            with atomic_path(target) as tmp:
+                img.save(tmp, "JPEG", quality=85)
         return target
 
     def save_evidence(self, search_id: str, rank: int, query_image: Image.Image, evidence: Evidence) -> bool:
@@ -278,8 +287,8 @@ class Engine:
         except (ArtefactError, OSError) as exc:
             log.warning("no evidence image for search %s rank %d: %s", search_id, rank, exc)
             return False
-        self.evidence_dir.mkdir(parents=True, exist_ok=True)
-        draw_evidence(query_image, cand, evidence.verification).save(self.evidence_path(search_id, rank), "JPEG", quality=85)
+        with atomic_path(self.evidence_path(search_id, rank)) as tmp:
+            draw_evidence(query_image, cand, evidence.verification).save(tmp, "JPEG", quality=85)
         return True
 
     def evidence_path(self, search_id: str, rank: int) -> Path:
@@ -287,14 +296,35 @@ class Engine:
             raise ImageNotFoundError("no such evidence image")
         return self.evidence_dir / f"{search_id}-{int(rank)}.jpg"
 
+    def object_view(self, object_id: str) -> ObjectView:
+        """An object and its photos (raises ObjectNotFoundError)."""
+        with self.lock:
+            return ObjectView(self.library.catalogue.get_object(object_id), self.library.catalogue.object_images(object_id))
+
+    def list_objects(self, filters: SearchFilters, limit: int, offset: int) -> list[ObjectView]:
+        """One page of objects (ordered by id) that pass the filters, each with its photos."""
+        with self.lock:
+            catalogue = self.library.catalogue
+            return [ObjectView(r, catalogue.object_images(r.object_id))
+                    for r in catalogue.list_objects(filters, limit=limit, offset=offset)]
+
+    def images_of(self, object_ids: Sequence[str]) -> dict[str, list[ImageRecord]]:
+        """The photos of each object named, read together (for a search's matches)."""
+        with self.lock:
+            return {oid: self.library.catalogue.object_images(oid) for oid in object_ids}
+
+    def history(self, object_id: str | None, limit: int) -> list[dict[str, Any]]:
+        """Catalogue changes, newest first: who changed what, when."""
+        with self.lock:
+            return self.library.catalogue.history(object_id, limit)
+
     def stats(self) -> dict[str, Any]:
         with self.lock:
             return self.library.stats()
 
-
-class ObjectExistsError(ArtefactError):
-    """Create refused: the id is taken."""
-
-
-class ImageNotFoundError(ArtefactError):
-    """No such catalogue photo."""
+    def public_stats(self) -> dict[str, Any]:
+        """Counts, model and threshold for clients: no server paths."""
+        s = self.stats()
+        s.pop("home", None)
+        s.pop("index_file", None)
+        return {**s, "threshold": self.threshold}

@@ -7,10 +7,10 @@ import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from artefact.embed.errors import ArtefactError
+from artefact.embed.fileio import utc_iso
 
 ROLES = ("officer", "curator", "admin")
 KEY_PREFIX = "ak_"
@@ -31,16 +31,20 @@ def hash_key(token: str) -> str:
 
 
 @dataclass(frozen=True)
+class Principal:
+    """Who makes a request: a key's name and role (or the anonymous admin of an open installation)."""
+
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
 class ApiKey:
     name: str
     role: str
     created_at: str
     revoked_at: str | None
     last_used_at: str | None
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class KeyStore:
@@ -69,7 +73,7 @@ class KeyStore:
             try:
                 self.db.execute(
                     "INSERT INTO api_keys (name, role, key_hash, created_at) VALUES (?, ?, ?, ?)",
-                    (name.strip(), role, hash_key(token), _now()),
+                    (name.strip(), role, hash_key(token), utc_iso()),
                 )
             except sqlite3.IntegrityError as exc:
                 raise ApiKeyError(f"a key named {name!r} exists already; revoke it or pick another name") from exc
@@ -78,7 +82,7 @@ class KeyStore:
     def revoke(self, name: str) -> None:
         with self._lock:
             cur = self.db.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (_now(), name)
+                "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (utc_iso(), name)
             )
         if cur.rowcount == 0:
             raise ApiKeyError(f"no active key named {name!r}")
@@ -104,5 +108,5 @@ class KeyStore:
             ).fetchone()
             if row is None:
                 return None
-            self.db.execute("UPDATE api_keys SET last_used_at = ? WHERE name = ?", (_now(), row[0]))
+            self.db.execute("UPDATE api_keys SET last_used_at = ? WHERE name = ?", (utc_iso(), row[0]))
         return ApiKey(*row)

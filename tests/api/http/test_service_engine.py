@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 import pytest
 
-import artefact.api.service as service
-from artefact.api.service import Engine
+import artefact.api.http.engine as engine_module
+from artefact.api.http.engine import Engine
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def engine_factory(session_home_factory: Callable[[str], Path], settings_factory
 
 def test_decode_slots_bound_concurrent_decodes(engine_factory, catalogue_jpeg: bytes, monkeypatch) -> None:
     eng = engine_factory(decode_slots=3)
-    real = service.load_photo
+    real = engine_module.load_photo
     busy = 0
     most = 0
     lock = threading.Lock()
@@ -48,7 +48,7 @@ def test_decode_slots_bound_concurrent_decodes(engine_factory, catalogue_jpeg: b
             with lock:
                 busy -= 1
 
-    monkeypatch.setattr(service, "load_photo", counting_load)
+    monkeypatch.setattr(engine_module, "load_photo", counting_load)
     with ThreadPoolExecutor(8) as pool:
         photos = list(pool.map(lambda _: eng.prepare(catalogue_jpeg), range(16)))
     assert len(photos) == 16 and all(p.array.shape[:2] == (eng.embedder.preprocess.size,) * 2 for p in photos)

@@ -1,0 +1,79 @@
+"""The HTTP service's app factory: state, start-up (the engine loads in the background), middleware and routers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from artefact.api.http import errors
+from artefact.api.http.audit import AuditLog
+from artefact.api.http.deps import ServiceState
+from artefact.api.http.engine import Engine
+from artefact.api.http.metrics import Metrics
+from artefact.api.http.middleware import BodyLimit, request_metrics
+from artefact.api.http.routes import audit, health, images, objects, search, web
+from artefact.api.http.schemas import ErrorOut
+from artefact.api.http.security import KeyStore
+from artefact.api.settings import Settings
+from artefact.embed.errors import ArtefactError
+
+log = logging.getLogger(__name__)
+
+
+def _load_engine(state: ServiceState, engine: Engine | None) -> None:
+    """Runs in a thread at start-up: /healthz answers while the model loads, /readyz says when it is done."""
+    try:
+        state.engine = engine or Engine(state.settings)
+        state.audit.purge_photos()
+        state.ready = True
+    except ArtefactError as exc:
+        state.error = str(exc)
+        log.error("service not ready: %s", exc)
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    """Build the service. The engine (model + index) loads at start-up, not at import."""
+    paths = settings.paths
+    settings.home.mkdir(parents=True, exist_ok=True)
+    state = ServiceState(
+        settings=settings, metrics=Metrics(), keys=KeyStore(paths.access),
+        audit=AuditLog(paths.audit, paths.audit_photos, settings.audit_keep_photos, settings.audit_retention_days),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loader = threading.Thread(target=_load_engine, args=(state, engine), name="engine-loader", daemon=True)
+        loader.start()
+        yield
+        loader.join(timeout=60)
+        if state.engine is not None:
+            state.engine.close()
+        state.keys.close()
+        state.audit.close()
+
+    app = FastAPI(
+        title="artefact-search",
+        version="1",
+        description="Search catalogues of stolen and looted cultural objects by photo. "
+        "Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+        lifespan=lifespan,
+        # The errors any route may answer, so clients (and schema-driven testers) know them.
+        responses={code: {"model": ErrorOut, "description": text} for code, text in errors.ERROR_RESPONSES.items()},
+    )
+    app.state.service = state
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.middleware("http")(request_metrics(state.metrics))
+    errors.install(app)
+    for module in (health, search, audit, objects, images, web):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=str(web.WEB_DIR)), name="static")
+    return app

@@ -1,0 +1,99 @@
+"""Object routes: list and read records with their photos; curators create, correct, re-status and delete them."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+
+from artefact.api.http.deps import Curator, EngineDep, Officer, SettingsDep
+from artefact.api.http.engine import Engine
+from artefact.api.http.schemas import DeletedOut, FieldsIn, ObjectOut, StatusIn
+from artefact.api.http.uploads import check_count, prepare_photos
+from artefact.index.catalogue import SearchFilters
+from artefact.index.errors import CatalogueError
+from artefact.index.records import RECORD_FIELDS, ObjectRecord
+
+router = APIRouter(prefix="/v1/objects", tags=["objects"])
+
+FilterQuery = Annotated[str, Query(max_length=200)]
+Photos = Annotated[list[UploadFile], File()]
+
+
+def _view(eng: Engine, object_id: str) -> ObjectOut:
+    view = eng.object_view(object_id)
+    return ObjectOut.of(view.record, view.images)
+
+
+@router.get("", response_model=list[ObjectOut])
+def list_objects(
+    who: Officer, eng: EngineDep,
+    status: FilterQuery = "", object_type: FilterQuery = "", country: FilterQuery = "", source: FilterQuery = "",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[ObjectOut]:
+    filters = SearchFilters.parse({"status": [status], "object_type": [object_type], "country": [country],
+                                   "source": [source]}, include_recovered=True)
+    return [ObjectOut.of(v.record, v.images) for v in eng.list_objects(filters, limit, offset)]
+
+
+# `:path`: catalogue ids often hold slashes ("INV/2021/7"); a client sends them as %2F,
+# which the server decodes before routing, so a plain {object_id} would answer 404.
+@router.get("/{object_id:path}", response_model=ObjectOut)
+def get_object(object_id: str, who: Officer, eng: EngineDep) -> ObjectOut:
+    return _view(eng, object_id)
+
+
+def _parse_record(raw: str) -> ObjectRecord:
+    """A record from the form's JSON: known fields, the rest kept as extra."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CatalogueError(f"'record' is not valid JSON ({exc.msg})") from exc
+    if not isinstance(data, dict) or not str(data.get("id", "")).strip():
+        raise CatalogueError("'record' must be a JSON object with a non-empty 'id'")
+    fields = {f: str(data[f]) for f in RECORD_FIELDS if data.get(f) not in (None, "")}
+    extra = {k: v for k, v in data.items() if k not in RECORD_FIELDS and k != "id"}
+    return ObjectRecord(str(data["id"]).strip(), fields, extra)
+
+
+@router.post("", response_model=ObjectOut, status_code=201, summary="Create an object with its photos (curator)")
+def create_object(
+    who: Curator, eng: EngineDep, settings: SettingsDep,
+    record: Annotated[str, Form(max_length=100_000, description='JSON: {"id": ..., "title": ..., "status": ...}')],
+    photos: Photos,
+) -> ObjectOut:
+    obj = _parse_record(record)
+    check_count(photos, settings.max_photos)
+    inputs, _ = prepare_photos(eng, photos, settings.max_photo_bytes)
+    eng.create_object(obj, inputs, who.name)
+    return _view(eng, obj.object_id)
+
+
+@router.post("/{object_id:path}/photos", response_model=ObjectOut, summary="Add photos (curator)")
+def add_photos(object_id: str, who: Curator, eng: EngineDep, settings: SettingsDep, photos: Photos) -> ObjectOut:
+    check_count(photos, settings.max_photos)
+    inputs, _ = prepare_photos(eng, photos, settings.max_photo_bytes)
+    eng.add_photos(object_id, inputs, who.name)
+    return _view(eng, object_id)
+
+
+@router.patch("/{object_id:path}", response_model=ObjectOut, summary="Correct record fields (curator)")
+def update_object(object_id: str, body: FieldsIn, who: Curator, eng: EngineDep) -> ObjectOut:
+    unknown = [k for k in body.fields if k not in RECORD_FIELDS or k == "status"]
+    if unknown:
+        raise CatalogueError(f"unknown or read-only fields {', '.join(unknown)} (change status with PUT .../status)")
+    eng.update_object(object_id, body.fields, who.name)
+    return _view(eng, object_id)
+
+
+@router.put("/{object_id:path}/status", response_model=ObjectOut, summary="Change status (curator)")
+def set_status(object_id: str, body: StatusIn, who: Curator, eng: EngineDep) -> ObjectOut:
+    eng.set_status(object_id, body.status, who.name)
+    return _view(eng, object_id)
+
+
+@router.delete("/{object_id:path}", response_model=DeletedOut,
+               summary="Delete an object, its photos and vectors (curator)")
+def delete_object(object_id: str, who: Curator, eng: EngineDep) -> dict[str, Any]:
+    return {"deleted": object_id, "vectors_removed": eng.delete_object(object_id, who.name)}
