@@ -5,10 +5,10 @@ import { matchStrength, searchVerdict } from "./strength.js";
 const KEY_STORE = "artefact.key"; // sessionStorage: forgotten when the tab closes, never in a URL
 const LANG_STORE = "artefact.lang";
 const SHOWN_FIELDS = ["object_type", "materials", "date_period", "status", "source", "country", "case_reference", "contact"];
-const RECORD_FIELDS = ["object_type", "title", "materials", "techniques", "measurements", "inscriptions",
-  "distinguishing_features", "subject", "date_period", "maker", "description", "status", "source", "country",
-  "date_reported", "case_reference", "contact"];
-const STATUSES = ["stolen", "looted", "missing", "recovered"];
+// Record fields and statuses come from the service (no key needed), so the page copies none of them.
+const META = await (await fetch("/v1/meta", { cache: "no-store" })).json();
+const RECORD_FIELDS = META.record_fields;
+const STATUSES = META.statuses;
 const MAX_CROP_SIDE = 3000; // a crop is re-encoded; more pixels than this add bytes, not accuracy
 
 const $ = (id) => document.getElementById(id);
