@@ -12,7 +12,8 @@ Edges: every `import` / `from ... import` of an `artefact.embed|index|api`
 module, at module level, inside functions and under `if TYPE_CHECKING:` alike
 (a type-only import still ties two modules together in the design), resolved to
 files in embed/ index/ api/. An import of `a.b.c` also counts as importing the
-packages `a.b` and `a` (Python runs their `__init__` first). Dynamic imports
+packages `a.b` and `a` (Python runs their `__init__` first), except the importer's
+own parent packages, which have run already (see `_targets`). Dynamic imports
 (`importlib.import_module("...")`, e.g. embed/loader's backend registry) are
 not seen: they are the deliberate late-bound seams.
 """
@@ -91,26 +92,38 @@ def _package_of(info: ModuleInfo) -> str:
 
 
 def _targets(node: ast.Import | ast.ImportFrom, info: ModuleInfo, known: dict[str, ModuleInfo]) -> set[str]:
-    """Package modules an import statement runs: the named modules and their parent packages."""
-    named: list[str] = []
+    """Package modules an import statement runs: the modules it names and their parent packages.
+
+    The importer's own parent packages are left out unless the statement takes a name from
+    one of them: Python runs them before the importer anyway, and a package `__init__` that
+    re-exports its submodules (a facade) is not a cycle with them.
+    """
+    named: list[tuple[str, bool]] = []  # (module, a name is taken from the module itself)
     if isinstance(node, ast.Import):
-        named = [alias.name for alias in node.names]
+        named = [(alias.name, True) for alias in node.names]
     else:
         base = node.module or ""
         if node.level:  # relative import: resolve against the importer's package
             anchor = _package_of(info).split(".")
             anchor = anchor[: len(anchor) - (node.level - 1)]
             base = ".".join([*anchor, *([base] if base else [])])
-        named = [base]
-        # `from pkg import mod` imports the submodule too; `from mod import name` only mod.
-        named += [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known]
+        # `from pkg import mod` imports the submodule; `from mod import name` takes a name from mod.
+        submodules = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known]
+        named = [(base, len(submodules) < len(node.names)), *((m, True) for m in submodules)]
+    parts = info.name.split(".")
+    own_parents = {".".join(parts[:i]) for i in range(1, len(parts))}
+    if info.path.name == "__init__.py":
+        own_parents.add(info.name)
     out: set[str] = set()
-    for name in named:
-        parts = name.split(".")
-        for i in range(len(parts), 0, -1):
-            candidate = ".".join(parts[:i])
-            if candidate in known and candidate != info.name:
-                out.add(candidate)
+    for name, takes_names in named:
+        name_parts = name.split(".")
+        for i in range(len(name_parts), 0, -1):
+            candidate = ".".join(name_parts[:i])
+            if candidate not in known or candidate == info.name:
+                continue
+            if candidate in own_parents and not (takes_names and i == len(name_parts)):
+                continue
+            out.add(candidate)
     return out
 
 

@@ -53,6 +53,14 @@ def test_walker_finds_cycles_through_function_and_type_only_imports(tmp_path):
         "index/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from artefact.index.d import D\n",
         "index/d.py": "from artefact.index import c\nimport numpy\n",
         "index/e.py": "from .c import something\n",  # relative import, no cycle
+        # A facade package re-exporting its submodules, which import each other: no cycle.
+        "index/facade/__init__.py": "from artefact.index.facade.x import X\n",
+        "index/facade/x.py": "from artefact.index.facade.y import Y\nX = 1\n",
+        "index/facade/y.py": "from artefact.index.facade import z\nY = 2\n",
+        "index/facade/z.py": "",
+        # A submodule taking a name from its package's __init__, which imports it: a cycle.
+        "api/pkg/__init__.py": "from artefact.api.pkg.m import f\nNAME = 1\n",
+        "api/pkg/m.py": "from artefact.api.pkg import NAME\n",
         "api/__init__.py": "",
         "api/sub/__init__.py": "",
         "api/sub/f.py": "from artefact.api.sub import g\n\n\ndef run():\n    pass\n",
@@ -62,15 +70,18 @@ def test_walker_finds_cycles_through_function_and_type_only_imports(tmp_path):
     figures = code_shape.measure(tmp_path)
 
     assert [c["modules"] for c in figures["import_cycles"]] == [
+        ["artefact.api.pkg", "artefact.api.pkg.m"],
         ["artefact.embed.a", "artefact.embed.b"],
         ["artefact.index.c", "artefact.index.d"],
     ]
-    embed_cycle = figures["import_cycles"][0]
+    embed_cycle = figures["import_cycles"][1]
     assert embed_cycle["loop"] == ["artefact.embed.a", "artefact.embed.b", "artefact.embed.a"]
     assert any(e["function_local"] for e in embed_cycle["edges"])
-    assert any(e["type_only"] for e in figures["import_cycles"][1]["edges"])
-    # `from .c import ...` resolves against index/; `import artefact.embed.a` also runs artefact.embed.
-    assert {e.target for e in found["artefact.index.e"].edges} == {"artefact.index", "artefact.index.c"}
+    assert any(e["type_only"] for e in figures["import_cycles"][2]["edges"])
+    assert {e.target for e in found["artefact.index.facade.y"].edges} == {"artefact.index.facade.z"}
+    # `from .c import ...` resolves against index/ (its own package is no edge);
+    # `import artefact.embed.a` from api/ also runs the package artefact.embed.
+    assert {e.target for e in found["artefact.index.e"].edges} == {"artefact.index.c"}
     assert {e.target for e in found["artefact.api.sub.g"].edges} == {"artefact.embed", "artefact.embed.a"}
     assert figures["function_local_imports"] == {"all": 2, "of_package_modules": 1}
     assert figures["longest_api_function"]["function"] == "artefact.api.sub.g.long"
