@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from artefact.embed.errors import CatalogueError, ObjectNotFoundError
+from artefact.index.errors import CatalogueError, ObjectNotFoundError
 from artefact.embed.fileio import utc_iso
 from artefact.index.records import (
     DEFAULT_STATUS,
