@@ -75,6 +75,22 @@ def test_bench_build_then_eval_compares_two_models(tmp_path: Path, tiny_config_d
     assert rc == 0 and "R@1" in out and (tmp_path / "r2" / "report.json").is_file()
     assert not list((tmp_path / "r2").glob("*.png"))
 
+    rc, out = run(["--home", str(tmp_path / "a"), "--model-config-dir", str(tiny_config_dir), "--json", "eval",
+                   str(bench / "queries.csv"), "--out", str(tmp_path / "r3"), "--limit", "2", "--no-plots",
+                   "--rerank", "0,20"], capsys)
+    labels = [r["label"] for r in json.loads(out)["comparison"]]
+    assert rc == 0 and labels == ["a rerank=0", "a rerank=20"]
+    runs = json.loads((tmp_path / "r3" / "report.json").read_text())["runs"]
+    assert [r["config"]["search_options"] for r in runs] == [{"rerank": 0}, {"rerank": 20}]
+
+
+def test_bench_build_refuses_an_unknown_condition(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from artefact.embed.errors import ArtefactError
+
+    with pytest.raises(ArtefactError, match="unknown condition"):
+        run(["--home", str(tmp_path / "h"), "bench-build", str(SAMPLE / "catalogue.csv"), "--images",
+             str(SAMPLE / "images"), "--out", str(tmp_path / "b"), "--conditions", "fog"], capsys)
+
 
 def test_eval_refuses_a_home_without_catalogue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "q.csv").write_text("query,expected_id\nx.jpg,A\n")
