@@ -167,8 +167,9 @@ def cmd_index_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index_calibrate(args: argparse.Namespace, settings: Settings) -> int:
-    from artefact.index.calibration import collect_samples, fit
-    from artefact.index.evaluation import read_queries
+    from artefact.index.bench.calibration_samples import collect_samples
+    from artefact.index.bench.queries import read_queries
+    from artefact.index.calibration import fit
 
     queries = read_queries(Path(args.queries))
     with _library(settings) as library:

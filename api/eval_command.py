@@ -39,7 +39,9 @@ def _open(home: Path, settings: Settings) -> tuple[Any, Any]:
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Evaluate one or several index homes on a query list; write report.json and PNG plots."""
-    from artefact.index.evaluation import evaluate, format_table, read_queries, write_report
+    from artefact.index.bench.queries import read_queries
+    from artefact.index.bench.report import format_table, write_report
+    from artefact.index.bench.runner import evaluate
 
     queries = read_queries(Path(args.queries))
     if args.limit:
@@ -74,8 +76,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_bench_build(args: argparse.Namespace, settings: Settings) -> int:
     """Build a benchmark folder; with --index, also index the catalogue + pair objects into --home."""
-    from artefact.index import conditions
-    from artefact.index.benchmark_builder import BenchmarkSpec, build_benchmark, index_benchmark
+    from artefact.index.bench import conditions
+    from artefact.index.bench.builder import BenchmarkSpec, build_benchmark, index_benchmark
 
     spec = BenchmarkSpec(
         conditions=tuple(args.conditions.split(",")) if args.conditions else tuple(conditions.CONDITIONS),

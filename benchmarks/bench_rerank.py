@@ -31,7 +31,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from artefact.index.evaluation import read_queries
+    from artefact.index.bench.queries import read_queries
     from artefact.index.ingest import ingest_manifest
     from artefact.index.library import Library
     from artefact.index.search import search

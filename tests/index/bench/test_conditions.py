@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artefact.index import conditions as C
+from artefact.index.bench import conditions as C
 
 from index_helpers import SAMPLE_IMAGES
 

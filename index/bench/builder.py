@@ -26,9 +26,11 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from artefact.embed.fileio import atomic_write_text
 from artefact.embed.images import load_image
-from artefact.index import conditions as C
-from artefact.index.evaluation import Query, write_queries
+from artefact.index.bench import conditions as C
+from artefact.index.bench.queries import Query, read_queries, write_queries
+from artefact.index.ingest import ingest_manifest
 from artefact.index.manifest import read_manifest, resolve_images
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 # thumbnail: render sources at least this large before degrading them.
 WORK_LONG_SIDE = 640
 
+# Default folder of real photo pairs: Debian's opencv-doc package (`BenchmarkSpec.pairs_dir`, `--pairs`).
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 # (first photo -> catalogue, second photo -> query): real second views of the same object/scene.
 OPENCV_PAIRS = (
@@ -65,7 +68,7 @@ class BenchmarkSpec:
     distractor_dir: Path | None = None
     skimage_distractors: bool = True
     distractor_conditions: int = 2  # transformed copies of each distractor photo, besides the plain one
-    pairs_dir: Path | None = None  # None: use OPENCV_DATA when present
+    pairs_dir: Path | None = None  # None: OPENCV_DATA if present (skipped when not); a named folder must exist
     use_pairs: bool = True
     jpeg_quality: int = 90
 
@@ -80,8 +83,6 @@ class Benchmark:
     counts: dict[str, int] = field(default_factory=dict)
 
     def queries(self) -> list[Query]:
-        from artefact.index.evaluation import read_queries
-
         return read_queries(self.queries_path)
 
 
@@ -118,20 +119,28 @@ def _distractor_sources(spec: BenchmarkSpec) -> list[tuple[str, Image.Image]]:
             if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png", ".heic", ".webp", ".tif", ".tiff"):
                 out.append((p.stem, load_image(p)))
     if spec.skimage_distractors:
+        out += _skimage_photos()
+    return out
+
+
+def _skimage_photos() -> list[tuple[str, Image.Image]]:
+    """scikit-image's bundled photos (a test extra, so imported only here; none when it is missing)."""
+    try:
+        import skimage.data as skd
+    except ImportError:
+        log.warning("scikit-image is not installed: no built-in distractor photos "
+                    "(install scikit-image, or turn them off with --no-skimage-distractors)")
+        return []
+    out = []
+    for name in SKIMAGE_DISTRACTORS:
         try:
-            import skimage.data as skd
-        except ImportError:
-            log.warning("scikit-image is not installed: no built-in distractor photos")
-        else:
-            for name in SKIMAGE_DISTRACTORS:
-                try:
-                    a = np.asarray(getattr(skd, name)())
-                except Exception as exc:  # noqa: BLE001 - some photos need a download: skip those
-                    log.info("skimage %s unavailable: %s", name, exc)
-                    continue
-                if a.ndim == 2:
-                    a = np.stack([a] * 3, -1)
-                out.append((f"skimage-{name}", Image.fromarray(np.ascontiguousarray(a[..., :3]).astype(np.uint8), "RGB")))
+            a = np.asarray(getattr(skd, name)())
+        except Exception as exc:  # noqa: BLE001 - some photos need a download: skip those
+            log.info("skimage %s unavailable: %s", name, exc)
+            continue
+        if a.ndim == 2:
+            a = np.stack([a] * 3, -1)
+        out.append((f"skimage-{name}", Image.fromarray(np.ascontiguousarray(a[..., :3]).astype(np.uint8), "RGB")))
     return out
 
 
@@ -205,7 +214,7 @@ def build_benchmark(out: Path, manifest: Path, images_root: Path, spec: Benchmar
     queries_path = out / "queries.csv"
     write_queries(queries_path, queries)
     counts = {"queries": len(queries), "catalogue_objects": len(sources), "distractors": n_distractors, "pairs": n_pairs}
-    (out / "benchmark.json").write_text(json.dumps({
+    atomic_write_text(out / "benchmark.json", json.dumps({
         "manifest": str(manifest), "images_root": str(images_root), "seed": spec.seed,
         "conditions": list(spec.conditions), "severities": list(spec.severities),
         "objects_per_condition": spec.objects_per_condition, "counts": counts,
@@ -247,8 +256,6 @@ def _write_pairs(out: Path, pairs_dir: Path, queries: list[Query]) -> tuple[int,
 def index_benchmark(library: Any, embedder: Any, manifest: Path, images_root: Path, benchmark: Benchmark,
                     *, workers: int | None = 0, progress: bool = False) -> None:
     """Index the catalogue plus the benchmark's extra objects (real pairs) into `library`."""
-    from artefact.index.ingest import ingest_manifest
-
     library.bind_model(embedder.description)
     for m, root in [(Path(manifest), Path(images_root)), *benchmark.extra_manifests]:
         ingest_manifest(library, embedder, m, root, workers=workers, progress=progress)
