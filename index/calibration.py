@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import numpy as np
+
+from artefact.embed.fileio import utc_iso
 
 STRONG, POSSIBLE, NO_MATCH = "strong match", "possible match", "no close match"
 TARGET_PRECISION = {"strong": 0.99, "possible": 0.9}
@@ -209,7 +210,7 @@ def fit(
     cal.samples = {"fit": int(fit_idx.sum()), "held_out": int(held_idx.sum()),
                    "held_out_positive": int(y[held_idx].sum()), "verified": int(verified.sum()),
                    "split": int(not np.all(fit_idx == held_idx))}
-    cal.fitted_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    cal.fitted_at = utc_iso()
     return cal
 
 
@@ -283,26 +284,3 @@ def builtin_calibration(model: Any, uses_inliers: bool) -> Calibration | None:
 
 def describe(cal: Calibration | None) -> dict[str, Any]:
     return asdict(cal) if cal else {}
-
-
-def collect_samples(library: Any, embedder: Any, queries: Sequence[Any], depth: int = 10,
-                    rerank: int = 20) -> tuple[list[tuple[float, int | None, int]], list[int]]:
-    """Search every labelled query and turn its top candidates into (score, inliers, label) samples.
-
-    Args:
-        queries: `artefact.index.evaluation.Query` items (expected_id None = distractor).
-        depth: candidates per query; the true object counts as 1, every other as 0.
-    """
-    from artefact.index.catalogue import SearchFilters
-    from artefact.index.search import search
-
-    samples: list[tuple[float, int | None, int]] = []
-    groups: list[int] = []
-    for n, q in enumerate(queries):
-        # threshold=1.0: plain ranking; verdicts are what is being fitted here.
-        result = search(library, embedder, q.photos, k=depth, rerank=rerank,
-                        filters=SearchFilters(include_recovered=True), threshold=1.0)
-        for m in result.matches:
-            samples.append((float(m.score), m.inliers, int(m.record.object_id == q.expected_id)))
-            groups.append(n)
-    return samples, groups
