@@ -25,7 +25,7 @@ from artefact.index.records import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _migration_1() -> str:
@@ -89,7 +89,46 @@ def _migration_2() -> str:
         """
 
 
-MIGRATIONS = {1: _migration_1, 2: _migration_2}
+# Meta keys that are not catalogue content: the vector-set counter and a post's own bundle record.
+BUNDLE_META = "bundle"
+UNTRACKED_META = ("generation", BUNDLE_META)
+
+
+def _migration_3() -> str:
+    # Change log for small update bundles: the latest change number of every object, photo
+    # (with its features) and meta key, kept by triggers so that no write path can forget it.
+    # A photo's mtime is local file bookkeeping, not content, so touching it is no change.
+    def track(table: str, event: str, kind: str, key: str, when: str = "") -> str:
+        return (
+            f"CREATE TRIGGER {table}_{event.split()[0].lower()}_tracked AFTER {event} ON {table} {when} BEGIN "
+            f"INSERT INTO row_changes VALUES ('{kind}', {key}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM row_changes)) "
+            "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq; END;"
+        )
+
+    untracked = ", ".join(f"'{k}'" for k in UNTRACKED_META)
+    image_cols = "object_pk, path, sha256, size_bytes, width, height, vector"
+    triggers = [
+        track("objects", "INSERT", "object", "NEW.object_id"),
+        track("objects", "UPDATE", "object", "NEW.object_id"),
+        track("objects", "DELETE", "object", "OLD.object_id"),
+        track("images", "INSERT", "image", "CAST(NEW.image_id AS TEXT)"),
+        track("images", f"UPDATE OF {image_cols}", "image", "CAST(NEW.image_id AS TEXT)"),
+        track("images", "DELETE", "image", "CAST(OLD.image_id AS TEXT)"),
+        track("features", "INSERT", "image", "CAST(NEW.image_id AS TEXT)"),
+        track("features", "UPDATE", "image", "CAST(NEW.image_id AS TEXT)"),
+        track("features", "DELETE", "image", "CAST(OLD.image_id AS TEXT)"),
+        track("meta", "INSERT", "meta", "NEW.key", f"WHEN NEW.key NOT IN ({untracked})"),
+        track("meta", "UPDATE", "meta", "NEW.key", f"WHEN NEW.key NOT IN ({untracked})"),
+        track("meta", "DELETE", "meta", "OLD.key", f"WHEN OLD.key NOT IN ({untracked})"),
+    ]
+    return (
+        "CREATE TABLE row_changes (kind TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, "
+        "PRIMARY KEY (kind, key)) WITHOUT ROWID;\n"
+        "CREATE INDEX row_changes_seq ON row_changes(seq);\n" + "\n".join(triggers)
+    )
+
+
+MIGRATIONS = {1: _migration_1, 2: _migration_2, 3: _migration_3}
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,37 @@ class Home:
     @property
     def vectors_manifest(self) -> Path:
         return self.vectors.with_suffix(".json")
+
+    @property
+    def catalogue_versions(self) -> Path:
+        """Imported catalogues, one folder each (catalogue + its vectors); `catalogue` links to one."""
+        return self.root / "catalogue-versions"
+
+    def current_catalogue(self) -> Path:
+        """The catalogue file in use: `catalogue.sqlite`, or the imported version it links to.
+
+        Its vector index lies beside it, so a catalogue and its vectors always change together.
+        """
+        if self.catalogue.is_symlink():
+            return Path(os.path.realpath(self.catalogue))
+        return self.catalogue
+
+    # -- bundles and their keys -----------------------------------------------
+    @property
+    def installation_id(self) -> Path:
+        return self.root / "installation-id"
+
+    @property
+    def bundles_issued(self) -> Path:
+        return self.root / "bundles-issued"
+
+    @property
+    def signing_keys(self) -> Path:
+        return self.root / "signing-keys"
+
+    @property
+    def trusted_keys(self) -> Path:
+        return self.root / "trusted-keys"
 
     @property
     def write_lock(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ import numpy as np
 
 from artefact.index.errors import CatalogueError, IndexMismatchError
 from artefact.embed.models import ModelDescription
-from artefact.index.catalogue import Catalogue
+from artefact.index.catalogue import BUNDLE_META, Catalogue
 from artefact.index.home import Home
 from artefact.index.vectors import VectorIndex, manifest_path
 
@@ -39,10 +40,13 @@ class Library:
         self.paths = home if isinstance(home, Home) else Home(home)
         self.home = self.paths.root
         self.home.mkdir(parents=True, exist_ok=True)
-        self.catalogue = Catalogue(self.paths.catalogue)
-        self.index_path = self.paths.vectors
+        # An imported bundle makes `catalogue.sqlite` a link to a version folder; the vectors lie
+        # beside the catalogue they belong to, so the two always switch together.
+        self.catalogue = Catalogue(self.paths.current_catalogue())
+        self.index_path = self.catalogue.path.parent / self.paths.vectors.name
         self._vectors: VectorIndex | None = None
         self._generation = -1  # catalogue generation the in-memory index reflects
+        self.switch_blocked: str | None = None  # why a newly imported catalogue is not followed
 
     def close(self) -> None:
         self.catalogue.close()
@@ -124,6 +128,7 @@ class Library:
                 raise CatalogueError(
                     f"another process is writing to {self.home}; wait for it to finish"
                 ) from exc
+            self._follow_switch()  # write into the catalogue in use, not one an import replaced
             yield
         finally:
             os.close(fd)  # closing releases the lock
@@ -161,6 +166,8 @@ class Library:
         Returns:
             True if the in-memory index changed.
         """
+        if self._follow_switch():
+            return True
         vectors = self.vectors
         if self.catalogue.generation == self._generation:
             return False
@@ -169,6 +176,39 @@ class Library:
             generation = self.catalogue.generation
             self._reconcile(vectors)
         self._generation = generation
+        return True
+
+    def _follow_switch(self) -> bool:
+        """Move to the catalogue an import switched in, with its vectors, in one step.
+
+        Until this runs the old catalogue's files stay as they were (an import never writes
+        them), so answers come wholly from the old data or wholly from the new.
+        """
+        target = self.paths.current_catalogue()
+        if target == self.catalogue.path or not target.is_file():
+            return False
+        new = Catalogue(target)
+        old_model, new_model = self.model, new.model()
+        if old_model is not None and (new_model is None or ModelDescription.from_dict(new_model).identity() != old_model.identity()):
+            new.close()
+            if self.switch_blocked is None:
+                self.switch_blocked = (
+                    f"the catalogue imported into {self.home} uses another model than the one loaded; "
+                    "restart to use it (answers still come from the previous catalogue)"
+                )
+                log.warning(self.switch_blocked)
+            return False
+        saved = (self.catalogue, self.index_path, self._vectors, self._generation)
+        self.catalogue, self.index_path, self._vectors = new, target.parent / self.paths.vectors.name, None
+        try:
+            self._vectors = self._load_vectors()
+        except BaseException:
+            new.close()
+            self.catalogue, self.index_path, self._vectors, self._generation = saved
+            raise
+        saved[0].close()
+        self.switch_blocked = None
+        log.info("moved to the catalogue in %s", target.parent)
         return True
 
     def mark_synced(self) -> None:
@@ -244,6 +284,7 @@ class Library:
             "catalogue_bytes": self.catalogue.path.stat().st_size,
             "generation": self.catalogue.generation,
             "local_features": self.local_features,
+            "bundle": json.loads(self.catalogue.get_meta(BUNDLE_META) or "null"),
             "calibration": {
                 "with_verification": describe(self.calibration(uses_inliers=True)),
                 "similarity_only": describe(self.calibration(uses_inliers=False)),

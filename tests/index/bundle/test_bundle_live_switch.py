@@ -1,0 +1,86 @@
+"""Import while a Library answers searches on another thread: every answer is wholly old or wholly new."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from artefact.index.bundle import export_bundle, import_bundle
+from artefact.index.library import Library
+
+from bundle_helpers import answers, read_queries
+
+QUERY_NAMES = ("query-coin-SMP-COIN-18.jpg", "query-painting-SMP-PAINT-01.jpg")
+
+
+def queries():
+    return [q for q in read_queries() if q.name in QUERY_NAMES]
+
+
+def change_what_the_queries_find(issuer) -> None:
+    """The coin the first query finds is removed, the painting the second finds is recovered."""
+    with Library(issuer) as library, library.writing():
+        library.remove_object("SMP-COIN-18")
+        library.set_status("SMP-PAINT-01", "recovered")
+
+
+@pytest.mark.parametrize("kind", ["full", "delta"])
+def test_searches_during_an_import_get_old_or_new_answers_never_a_mix(
+    issuer, new_post, agency_key, offline_embedder, offline_model_here, tmp_path, kind
+):
+    key = agency_key.private_path
+    post, reference = new_post("post"), new_post("reference")
+    first = export_bundle(issuer, tmp_path / "B1.bundle", signing_key=key)
+    import_bundle(post, first.path, model_available=offline_model_here)
+    change_what_the_queries_find(issuer)
+    second = export_bundle(issuer, tmp_path / "B2.bundle", signing_key=key,
+                           since="B-0001" if kind == "delta" else None)
+    with Library(post) as library:
+        old = answers(library, offline_embedder, queries())
+    import_bundle(reference, first.path, model_available=offline_model_here)
+    import_bundle(reference, second.path, model_available=offline_model_here)
+    with Library(reference) as library:
+        new = answers(library, offline_embedder, queries())
+    assert old != new
+    assert old[0][2][0][0] == "SMP-COIN-18" and all(m[0] != "SMP-COIN-18" for m in new[0][2])
+
+    service = Library(post)  # as the service holds it: opened before the import, refreshed per search
+    lagging = Library(post)  # one that does not refresh until told to
+    assert answers(lagging, offline_embedder, queries()) == old
+    seen: list[object] = []
+    errors: list[BaseException] = []
+    imported = threading.Event()
+
+    def officer() -> None:
+        after = 0
+        try:
+            while after < 2:
+                done = imported.is_set()
+                service.refresh()
+                seen.append(answers(service, offline_embedder, queries()))
+                after += done
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=officer)
+    thread.start()
+    try:
+        time.sleep(0.2)
+        import_bundle(post, second.path, model_available=offline_model_here)
+        imported.set()
+    finally:
+        thread.join(timeout=300)
+        service.close()
+    assert not errors, errors
+    assert seen and all(a in (old, new) for a in seen), "an answer mixed old and new data"
+    assert seen[-1] == new and seen[0] == old
+    try:
+        # The old catalogue's files were not touched: a Library not yet refreshed still answers from them.
+        assert answers(lagging, offline_embedder, queries()) == old
+        assert lagging.refresh() is True
+        assert answers(lagging, offline_embedder, queries()) == new
+        assert lagging.check() == []
+    finally:
+        lagging.close()
