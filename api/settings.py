@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     audit_keep_photos: bool = False
     audit_retention_days: int = 90
+    # A catalogue imported from a bundle is flagged stale past this age (stats, /readyz); None: never.
+    catalogue_max_age_days: float | None = 30.0
 
     def explicit_spec(self) -> ModelSpec | None:
         """The model the user named, or None to mean 'the default (may fall back)'."""

@@ -17,7 +17,7 @@ from artefact.api.http.deps import ServiceState
 from artefact.api.http.engine import Engine
 from artefact.api.http.metrics import Metrics
 from artefact.api.http.middleware import BodyLimit, request_metrics
-from artefact.api.http.routes import audit, health, images, objects, search, web
+from artefact.api.http.routes import admin, audit, health, images, objects, search, web
 from artefact.api.http.schemas import ErrorOut
 from artefact.api.http.security import KeyStore
 from artefact.api.settings import Settings
@@ -73,7 +73,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.middleware("http")(request_metrics(state.metrics))
     errors.install(app)
-    for module in (health, search, audit, objects, images, web):
+    for module in (health, search, audit, objects, images, admin, web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(web.WEB_DIR)), name="static")
     return app

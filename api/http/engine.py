@@ -6,6 +6,7 @@ Routes call its methods and never take its lock or touch the catalogue themselve
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import queue
@@ -27,8 +28,9 @@ from artefact.embed.fileio import atomic_path, atomic_write_bytes
 from artefact.embed.images import load_image
 from artefact.embed.loader import embedder_for
 from artefact.embed.preprocess import MIN_DECODE_SIDE, PreprocessConfig, load_photo
-from artefact.index.catalogue import SearchFilters
-from artefact.index.errors import ObjectNotFoundError
+from artefact.index.bundle.freshness import freshness
+from artefact.index.catalogue import BUNDLE_META, SearchFilters
+from artefact.index.errors import IndexMismatchError, ObjectNotFoundError
 from artefact.index.ingest import PreparedPhoto, store_photos
 from artefact.index.library import Library
 from artefact.index.records import ImageRecord, ObjectRecord
@@ -327,4 +329,24 @@ class Engine:
         s = self.stats()
         s.pop("home", None)
         s.pop("index_file", None)
-        return {**s, "threshold": self.threshold}
+        return {**s, "threshold": self.threshold, "freshness": self.catalogue_freshness()}
+
+    def catalogue_freshness(self) -> dict[str, Any] | None:
+        """The bundle the served catalogue came from, its date, and a warning once too old (None: not imported)."""
+        with self.lock:
+            raw = self.library.catalogue.get_meta(BUNDLE_META)
+        fresh = freshness(json.loads(raw) if raw else None, self.settings.catalogue_max_age_days)
+        return fresh.to_dict() if fresh else None
+
+    def reload(self) -> dict[str, Any]:
+        """Serve a newly imported catalogue bundle now (searches also move to it on their own).
+
+        Raises:
+            IndexMismatchError: the new catalogue needs another model; restart the service.
+        """
+        with self.lock:
+            moved = self.library.refresh()
+            blocked = self.library.switch_blocked
+        if blocked:
+            raise IndexMismatchError(blocked)
+        return {"reloaded": moved, "freshness": self.catalogue_freshness()}

@@ -196,10 +196,11 @@ def export_bundle(
         if base is None:
             _stage_vectors(home, staging)
             parts.append(_part(snap, home.catalogue.name, CATALOGUE))
-            vec = staging / home.vectors.name
-            if vec.is_file():
-                parts.append(_part(vec, home.vectors.name, VECTORS))
-                parts.append(_part(staging / home.vectors_manifest.name, home.vectors_manifest.name, VECTORS_MANIFEST))
+            # Whatever files the Library's vector store saved beside the snapshot travel with it.
+            for path in sorted(staging.iterdir()):
+                if path.is_file() and path != snap and not path.name.startswith(snap.name):
+                    role = VECTORS_MANIFEST if path.name == home.vectors_manifest.name else VECTORS
+                    parts.append(_part(path, path.name, role))
         else:
             base_model = (base.model.get("description") or {}).get("weights_sha256")
             if description and base_model and description.get("weights_sha256") != base_model:

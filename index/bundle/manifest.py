@@ -168,6 +168,8 @@ class Manifest:
                 raise BundleFormatError(f"part {p.path}: unknown role {p.role!r}")
             if (p.role == MODEL) != p.path.startswith(MODELS_PREFIX):
                 raise BundleFormatError(f"part {p.path}: only model files may go under {MODELS_PREFIX}")
+            if p.role != MODEL and ("/" in p.path or p.path.endswith(("-wal", "-shm", "-journal"))):
+                raise BundleFormatError(f"part {p.path}: catalogue and vector files are plain file names")
             if p.size < 0 or not _SHA256.fullmatch(p.sha256):
                 raise BundleFormatError(f"part {p.path}: bad size or SHA-256 in the manifest")
             if p.path in seen:

@@ -20,6 +20,10 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(state: StateDep) -> JSONResponse:
+    if state.ready and state.engine is not None:
+        # Still ready when stale (an old catalogue beats none), but the warning says so.
+        fresh = state.engine.catalogue_freshness()
+        return JSONResponse({"status": "ready", **({"freshness": fresh} if fresh else {})})
     if state.ready:
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "loading" if state.error is None else "failed",

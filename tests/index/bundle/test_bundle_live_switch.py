@@ -84,3 +84,51 @@ def test_searches_during_an_import_get_old_or_new_answers_never_a_mix(
         assert lagging.check() == []
     finally:
         lagging.close()
+
+
+def synthetic_home(home, model_name: str, seed: int):
+    """A small catalogue of random unit vectors bound to a made-up model (no embedding needed)."""
+    import numpy as np
+
+    from artefact.embed.models import ModelDescription
+    from artefact.index.records import ObjectRecord
+
+    model = ModelDescription("test", model_name, None, 8, {"size": 8}, f"{model_name}-weights", False)
+    rng = np.random.default_rng(seed)
+    with Library(home) as library:
+        library.bind_model(model)
+        library.vectors
+        cat = library.catalogue
+        ids, xb = [], rng.standard_normal((4, 8)).astype(np.float32)
+        xb /= np.linalg.norm(xb, axis=1, keepdims=True)
+        with cat.transaction():
+            for n, v in enumerate(xb):
+                pk, _ = cat.upsert_object(ObjectRecord(f"{model_name}-{n}", {"title": f"object {n}"}))
+                ids.append(cat.add_image(pk, f"{n}.jpg", f"{model_name}{n}", 1, 0, 8, 8, v))
+        library.add_vectors(np.asarray(ids, np.int64), xb)
+        library.mark_synced()
+        library.save()
+    return home
+
+
+def test_a_catalogue_for_another_model_is_not_followed_until_restart(tmp_path, new_post):
+    post = new_post("post")
+    first = synthetic_home(tmp_path / "agency-a", "model-a", 1)
+    second = synthetic_home(tmp_path / "agency-b", "model-b", 2)
+    anything = lambda d: True  # noqa: E731  (the post can load either model)
+    import_bundle(post, export_bundle(first, tmp_path / "a.bundle").path, allow_unsigned=True, model_available=anything)
+    service = Library(post)
+    try:
+        before = sorted(service.catalogue.image_ids().tolist())
+        report = import_bundle(post, export_bundle(second, tmp_path / "b.bundle").path, allow_unsigned=True,
+                               model_available=anything)
+        assert report.model_changed and "restart" in report.notes[-1]
+        assert service.refresh() is False
+        assert service.switch_blocked and "restart" in service.switch_blocked
+        assert service.model is not None and service.model.model_name == "model-a"
+        assert sorted(service.catalogue.image_ids().tolist()) == before  # still the old catalogue, whole
+    finally:
+        service.close()
+    with Library(post) as restarted:
+        assert restarted.model is not None and restarted.model.model_name == "model-b"
+        assert restarted.check() == []
