@@ -29,3 +29,11 @@ export function searchVerdict(response) {
   if (levels.includes("strong")) return "strong";
   return levels.includes("possible") ? "possible" : "none";
 }
+
+/** The calibrated chance that `match` is the same object, as a whole percent kept within 1..99
+ * (a calibration fitted on a finite test set never justifies "0%" or "100%"); null when the
+ * index is not calibrated, so the page then shows words only and never a raw similarity. */
+export function likelihoodPercent(match) {
+  if (typeof match?.probability !== "number" || !Number.isFinite(match.probability)) return null;
+  return Math.min(99, Math.max(1, Math.round(match.probability * 100)));
+}
