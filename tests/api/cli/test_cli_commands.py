@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -200,3 +203,26 @@ def test_serve_refuses_a_network_address_without_keys(tmp_path: Path, tiny_confi
     rc, _, err = run("serve", "--host", "0.0.0.0", model=False)
     assert rc == 1
     assert err.startswith("error: refusing to listen on 0.0.0.0 with no API keys")
+
+
+def test_eval_refuses_a_bad_rerank_list(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "q.csv").write_text(f"query,expected_id\n{PAINTING},SMP-PAINT-01\n")
+    rc, _, err = cli("eval", tmp_path / "q.csv", "--out", tmp_path / "out", "--rerank", "0,many")
+    assert rc == 1 and err.startswith("error: --rerank '0,many': give whole numbers")
+
+
+def test_openmp_is_told_to_sleep_before_faiss_or_torch_load() -> None:
+    """OpenMP reads OMP_WAIT_POLICY once, when its library loads: importing the command must set it first."""
+    probe = textwrap.dedent("""
+        import os, sys
+        os.environ.pop("OMP_WAIT_POLICY", None)
+        class Watch:
+            def find_spec(self, name, path=None, target=None):
+                if name in ("faiss", "torch", "cv2") and os.environ.get("OMP_WAIT_POLICY") != "PASSIVE":
+                    sys.exit(f"{name} loaded before OMP_WAIT_POLICY was set")
+        sys.meta_path.insert(0, Watch())
+        import artefact.api.cli
+        assert "faiss" in sys.modules, "the probe saw nothing load"
+    """)
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr

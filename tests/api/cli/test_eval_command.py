@@ -1,17 +1,16 @@
-"""`artefact eval` / `bench-build` through their argparse wiring (as api/cli.py will register them)."""
+"""`artefact eval` / `bench-build` through the real argparse wiring of the `artefact` command, in-process."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from artefact.api import cli
-from artefact.api.eval_command import add_eval_parser
+from artefact.api.cli.common import settings_from_args
+from artefact.api.cli.main import parse_args
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "data" / "sample"
 TINY_B = {
     "embed_dim": 16,
@@ -20,25 +19,10 @@ TINY_B = {
 }
 
 
-def parser() -> argparse.ArgumentParser:
-    """The same shape as cli.build_parser(): a SUPPRESS-default common parent on every subcommand."""
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    for flag in ("--home", "--model-config-dir"):
-        common.add_argument(flag, type=Path)
-    for flag in ("--backend", "--model", "--pretrained"):
-        common.add_argument(flag)
-    for flags in (("--json",), ("-q", "--quiet"), ("--offline",)):
-        common.add_argument(*flags, action="store_true")
-    p = argparse.ArgumentParser(prog="artefact", parents=[common])
-    add_eval_parser(p.add_subparsers(dest="command", required=True), common)
-    return p
-
-
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    args = parser().parse_args(argv)
-    for flag in ("json", "quiet", "offline"):
-        setattr(args, flag, getattr(args, flag, False))
-    rc = args.func(args, cli._settings(args))
+    """Parse with the command's own parser and call the command; its errors propagate (main() would print them)."""
+    args = parse_args(argv)
+    rc = args.func(args, settings_from_args(args))
     return rc, capsys.readouterr().out
 
 
@@ -85,16 +69,16 @@ def test_bench_build_then_eval_compares_two_models(tmp_path: Path, tiny_config_d
 
 
 def test_bench_build_refuses_an_unknown_condition(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from artefact.embed.errors import ArtefactError
+    from artefact.api.cli.common import UsageError
 
-    with pytest.raises(ArtefactError, match="unknown condition"):
+    with pytest.raises(UsageError, match="unknown condition"):
         run(["--home", str(tmp_path / "h"), "bench-build", str(SAMPLE / "catalogue.csv"), "--images",
              str(SAMPLE / "images"), "--out", str(tmp_path / "b"), "--conditions", "fog"], capsys)
 
 
 def test_eval_refuses_a_home_without_catalogue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "q.csv").write_text("query,expected_id\nx.jpg,A\n")
-    from artefact.embed.errors import CatalogueError
+    from artefact.index.errors import CatalogueError
 
     with pytest.raises(CatalogueError, match="no catalogue"):
         run(["--home", str(tmp_path / "empty"), "eval", str(tmp_path / "q.csv"), "--out", str(tmp_path / "o")], capsys)

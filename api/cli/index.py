@@ -1,0 +1,147 @@
+"""`artefact index add | stats | check | calibrate`: build, inspect and calibrate the index."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from artefact.api.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    library_embedder,
+    open_library,
+    print_json,
+)
+from artefact.api.settings import Settings
+from artefact.index.bench.calibration_samples import collect_samples
+from artefact.index.bench.queries import read_queries
+from artefact.index.calibration import Calibration, fit
+from artefact.index.ingest import IngestReport, ingest_manifest
+
+PROBLEMS_SHOWN = 20  # per kind (errors, warnings); the full list is in the problem report file
+
+
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    library = open_library(settings, must_exist=False)
+    embedder = library_embedder(settings, library)
+    report = ingest_manifest(
+        library,
+        embedder,
+        Path(args.manifest),
+        Path(args.images),
+        workers=settings.workers,
+        batch_size=settings.batch_size,
+        max_pixels=settings.max_pixels,
+        progress=not args.quiet and not args.json,
+        local_features=None if args.local_features == "none" else args.local_features,
+    )
+    if args.json:
+        print_json({**report.to_dict(), "model": embedder.description.label()})
+        return EXIT_OK
+    print(format_ingest(report, embedder.description.label(), settings.home))
+    for line in format_ingest_problems(report):
+        print(line, file=sys.stderr)
+    if report.report_path:
+        print(f"  full problem report: {report.report_path}")
+    return EXIT_OK
+
+
+def format_ingest(report: IngestReport, model: str, home: Path) -> str:
+    return (
+        f"Indexed with {model} into {home}\n"
+        f"  objects: {report.objects_created} new, {report.objects_updated} updated, "
+        f"{report.objects_unchanged} unchanged\n"
+        f"  photos:  {report.images_added} added, {report.images_replaced} replaced, "
+        f"{report.images_unchanged} unchanged, {report.images_failed} skipped "
+        f"({report.images_per_second:.1f} photos/s)"
+    )
+
+
+def format_ingest_problems(report: IngestReport) -> list[str]:
+    errors = [p for p in report.problems if p.kind == "error"]
+    warnings = [p for p in report.problems if p.kind == "warning"]
+    lines = [f"  skipped {p.file or '-'} (object {p.object_id or '-'}): {p.problem}" for p in errors[:PROBLEMS_SHOWN]]
+    lines += [f"  note: {p.file or '-'} (object {p.object_id}): {p.problem}" for p in warnings[:PROBLEMS_SHOWN]]
+    if len(report.problems) > 2 * PROBLEMS_SHOWN:
+        lines.append(f"  ... {len(report.problems) - 2 * PROBLEMS_SHOWN} more")
+    return lines
+
+
+def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    with open_library(settings) as library:
+        stats = library.stats()
+    if args.json:
+        print_json(stats)
+    else:
+        print(format_stats(stats))
+    return EXIT_OK
+
+
+def format_stats(stats: dict[str, Any]) -> str:
+    model = stats["model"]
+    by_status = ", ".join(f"{k} {v}" for k, v in sorted(stats["by_status"].items())) or "none"
+    lines = [
+        f"Home:     {stats['home']}",
+        f"Objects:  {stats['objects']} ({by_status})",
+        f"Photos:   {stats['images']} (vectors in index: {stats['vectors']})",
+    ]
+    if stats["objects_without_images"]:
+        lines.append(f"          {stats['objects_without_images']} objects have no photo")
+    if model:
+        lines.append(f"Model:    {model['backend']}:{model['model_name']}/{model['pretrained']} (dim {model['dim']})")
+    lines.append(f"Files:    catalogue {stats['catalogue_bytes'] / 1e6:.1f} MB, index {stats['index_bytes'] / 1e6:.1f} MB")
+    lines.append(f"Local features: {stats['local_features'] or 'none'} ({stats.get('images_with_features', 0)} photos)")
+    for mode, cal in stats["calibration"].items():
+        lines.append(format_verdicts(mode.replace("_", " "), cal))
+    return "\n".join(lines)
+
+
+def format_verdicts(mode: str, cal: dict[str, Any]) -> str:
+    if not cal:
+        return f"Verdicts ({mode}): uncalibrated (similarity threshold; run `artefact index calibrate`)"
+    return (f"Verdicts ({mode}): strong at p >= {cal['strong']:.3f} "
+            f"(precision {cal['precision'].get('strong', 0):.3f}), possible at p >= {cal['possible']:.3f} "
+            f"(precision {cal['precision'].get('possible', 0):.3f}), fitted {cal['fitted_at'] or 'built in'}")
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    with open_library(settings) as library:
+        problems = library.check()
+        stats = library.stats()
+    if args.json:
+        print_json({"ok": not problems, "problems": problems, "images": stats["images"], "vectors": stats["vectors"]})
+    elif problems:
+        print("\n".join(f"PROBLEM: {p}" for p in problems))
+    else:
+        print(f"OK: {stats['objects']} objects, {stats['images']} photos, {stats['vectors']} vectors, consistent")
+    return EXIT_ERROR if problems else EXIT_OK
+
+
+def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    queries = read_queries(Path(args.queries))
+    rerank = settings.rerank if args.rerank is None else args.rerank
+    with open_library(settings) as library:
+        embedder = library_embedder(settings, library)
+        samples, groups = collect_samples(library, embedder, queries, depth=args.depth,
+                                          rerank=rerank if library.local_features else 0)
+        fitted = []
+        for uses_inliers in ([True, False] if library.local_features else [False]):
+            cal = fit(samples, uses_inliers=uses_inliers, groups=groups)
+            with library.writing():
+                library.set_calibration(cal)
+            fitted.append(cal)
+    if args.json:
+        print_json([c.__dict__ for c in fitted])
+        return EXIT_OK
+    print(f"Calibrated on {len(queries)} queries ({len(samples)} candidate pairs, {sum(s[2] for s in samples)} true)")
+    print("\n".join(format_calibration(c) for c in fitted))
+    return EXIT_OK
+
+
+def format_calibration(c: Calibration) -> str:
+    mode = "with geometric verification" if c.uses_inliers else "similarity only"
+    return (f"  {mode}: strong match at p >= {c.strong:.3f} (held-out precision {c.precision['strong']:.3f}, "
+            f"recall {c.recall['strong']:.3f}); possible match at p >= {c.possible:.3f} "
+            f"(precision {c.precision['possible']:.3f}, recall {c.recall['possible']:.3f})")
