@@ -17,6 +17,7 @@ from artefact.api.cli.common import (
 from artefact.api.settings import Settings
 from artefact.index.bench.calibration_samples import collect_samples
 from artefact.index.bench.queries import read_queries
+from artefact.index.bundle.freshness import freshness
 from artefact.index.calibration import Calibration, fit
 from artefact.index.ingest import IngestReport, ingest_manifest
 
@@ -72,6 +73,8 @@ def format_ingest_problems(report: IngestReport) -> list[str]:
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     with open_library(settings) as library:
         stats = library.stats()
+    fresh = freshness(stats.get("bundle"), settings.catalogue_max_age_days)
+    stats["freshness"] = fresh.to_dict() if fresh else None
     if args.json:
         print_json(stats)
     else:
@@ -95,6 +98,12 @@ def format_stats(stats: dict[str, Any]) -> str:
     lines.append(f"Local features: {stats['local_features'] or 'none'} ({stats.get('images_with_features', 0)} photos)")
     for mode, cal in stats["calibration"].items():
         lines.append(format_verdicts(mode.replace("_", " "), cal))
+    fresh = stats.get("freshness")
+    if fresh:
+        signer = f"signed by key {fresh['signed_by']}" if fresh["signed_by"] else "unsigned"
+        lines.append(f"Catalogue: {fresh['summary']} ({signer}, imported {fresh['imported_at']})")
+        if fresh["warning"]:
+            lines.append(f"WARNING:  {fresh['warning']}")
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from artefact.api.cli import bench, index, keys, model, objects, search, serve
+from artefact.api.cli import bench, bundle, index, keys, model, objects, search, serve, signing
 from artefact.api.cli import eval as evaluation
 from artefact.api.cli.common import SWITCHES, run_command
 from artefact.api.http.security import ROLES
@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="artefact", description="Search catalogues of stolen and looted cultural objects by photo.", parents=[common]
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_index, _add_objects, _add_search, _add_serve, _add_keys, _add_eval, _add_bench_build, _add_model):
+    for add in (_add_index, _add_objects, _add_search, _add_serve, _add_keys, _add_eval, _add_bench_build, _add_model,
+                bundle.register, signing.register):
         add(sub, common)
     return parser
 
