@@ -7,6 +7,8 @@ import logging
 from typing import TYPE_CHECKING, Callable
 
 from artefact.embed.errors import ModelUnavailableError
+from artefact.embed.runtimes.registry import accelerate
+from artefact.embed.runtimes.variants import options_for_index
 from artefact.embed.models import (
     DEFAULT_SPEC,
     EFFICIENTNET_LITE0,
@@ -63,7 +65,10 @@ def load_embedder(spec: ModelSpec, options: LoadOptions = LoadOptions()) -> "Emb
         ModelUnavailableError: unknown model, or weights that cannot be had; the
             message says which file or setting provides them.
     """
-    return _resolve(spec.backend)(spec, options)
+    embedder = _resolve(spec.backend)(spec, options)
+    if options.runtime is None:
+        return embedder
+    return accelerate(embedder, options)
 
 
 def load_embedder_with_fallback(
@@ -104,5 +109,5 @@ def embedder_for(
     (`Library.check_model`), so a named model that differs is refused there.
     """
     if explicit is None and existing is not None:
-        return load_embedder(existing.spec(), options)
+        return load_embedder(existing.spec(), options_for_index(existing, options))
     return load_embedder_with_fallback(explicit, options)

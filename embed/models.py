@@ -83,6 +83,11 @@ class LoadOptions:
     threads: int | None = None
     batch_size: int = 32
     config_dir: Path | None = None  # extra open_clip model configs (JSON files)
+    # Image-tower runtime (artefact.embed.runtimes): None = PyTorch as the backend loads it;
+    # "auto" = the backbone's measured fastest variant that keeps recall; or onnx / openvino / torch.
+    runtime: str | None = None
+    precision: str = "auto"  # fp32 | int8 | auto
+    calibration_photos: tuple[Path, ...] = ()  # catalogue photos for static int8 calibration
 
 
 def file_sha256(path: Path, cache_dir: Path | None = None) -> str:

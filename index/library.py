@@ -14,6 +14,7 @@ import numpy as np
 
 from artefact.index.errors import CatalogueError, IndexMismatchError
 from artefact.embed.models import ModelDescription
+from artefact.embed.runtimes.variants import agreement_problem
 from artefact.index.catalogue import BUNDLE_META, Catalogue
 from artefact.index.home import Home
 from artefact.index.vectors import VectorIndex, manifest_path
@@ -79,6 +80,9 @@ class Library:
                 "compared: use the index's own model (leave --model/--pretrained unset), or "
                 "build a new index in another --home."
             )
+        problem = agreement_problem(existing, description) if existing is not None else None
+        if problem is not None:  # same weights, another runtime/precision whose vectors drift
+            raise IndexMismatchError(f"{self.home}: {problem}")
 
     def bind_model(self, description: ModelDescription) -> None:
         self.check_model(description)

@@ -1,0 +1,84 @@
+"""OpenVINO: the exported image tower compiled for the CPU in fp32, or int8 quantized by NNCF."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from artefact.embed.embedder import Embedder
+from artefact.embed.errors import ModelUnavailableError
+from artefact.embed.models import OPEN_CLIP
+from artefact.embed.runtimes.export import BuildContext, Pinned, ensure_onnx_fp32, ensure_variant
+from artefact.embed.runtimes.probes import calibration_batch
+from artefact.embed.runtimes.variants import FP32, INT8, OPENVINO, ImageSession, Variant
+
+log = logging.getLogger(__name__)
+
+TRANSFORMER_BACKENDS = frozenset({OPEN_CLIP})
+
+
+class OpenVinoSession:
+    """A model compiled by OpenVINO for the CPU."""
+
+    def __init__(self, path: Path, threads: int | None) -> None:
+        import openvino as ov
+
+        # f32 stated explicitly: on CPUs with bf16 units OpenVINO would otherwise silently
+        # run an fp32 model in bf16, and the vectors would no longer be the measured ones.
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
+            raise ModelUnavailableError(f"OpenVINO cannot compile {path}: {exc}") from exc
+        self._request = self.compiled.create_infer_request()
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        out = self._request.infer([np.ascontiguousarray(batch, dtype=np.float32)])
+        return np.asarray(out[self.compiled.output(0)], dtype=np.float32).copy()
+
+
+def quantize_int8(source: Path, xml: Path, calibration: np.ndarray, transformer: bool) -> dict[str, Any]:
+    import nncf
+    import openvino as ov
+
+    model = ov.Core().read_model(str(source))
+    kwargs: dict[str, Any] = {"preset": nncf.QuantizationPreset.MIXED, "subset_size": int(len(calibration))}
+    if transformer:
+        kwargs["model_type"] = nncf.ModelType.TRANSFORMER
+    quantized = nncf.quantize(model, nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))]),
+                              **kwargs)
+    with tempfile.TemporaryDirectory(dir=xml.parent) as work:
+        tmp_xml = Path(work) / xml.name
+        ov.save_model(quantized, str(tmp_xml), compress_to_fp16=False)
+        # The weights first, then the graph that names them: a reader never sees a new
+        # graph over old weights, and the pin (written after) vouches for the pair.
+        os.replace(tmp_xml.with_suffix(".bin"), xml.with_suffix(".bin"))
+        os.replace(tmp_xml, xml)
+    return {"quantization": "NNCF post-training int8 (mixed preset, calibrated activations)",
+            "calibration_photos": int(len(calibration))}
+
+
+def build(embedder: Embedder, precision: str, ctx: BuildContext) -> tuple[ImageSession, Pinned]:
+    """The OpenVINO compiled tower of this embedder at `precision`, made on first use."""
+    fp32 = ensure_onnx_fp32(embedder, ctx)
+    if precision == FP32:
+        # OpenVINO reads the ONNX file itself: the fp32 variant needs no file of its own.
+        return ensure_variant(embedder, Variant(OPENVINO, FP32), [fp32], ctx, lambda: {},
+                              lambda: OpenVinoSession(fp32, ctx.threads))
+    if precision != INT8:
+        raise ModelUnavailableError(f"openvino runtime offers fp32 and int8, not {precision!r}")
+    xml = ctx.folder / "openvino-int8.xml"
+
+    def make() -> dict[str, Any]:
+        batch = calibration_batch(embedder.preprocess, ctx.calibration_photos)
+        return quantize_int8(fp32, xml, batch, embedder.description.backend in TRANSFORMER_BACKENDS)
+
+    return ensure_variant(embedder, Variant(OPENVINO, INT8), [xml, xml.with_suffix(".bin")], ctx, make,
+                          lambda: OpenVinoSession(xml, ctx.threads))

@@ -1,0 +1,156 @@
+"""Runtime variants (runtime x precision), their per-backbone defaults, and the vector-agreement rule.
+
+Light on purpose (no torch, no onnx): the index layer imports this to decide whether
+an index built with one variant may be searched with another.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+
+from artefact.embed.models import EFFICIENTNET_LITE0, OPEN_CLIP, LoadOptions, ModelDescription
+
+TORCH, ONNX, OPENVINO = "torch", "onnx", "openvino"
+RUNTIMES = (TORCH, ONNX, OPENVINO)
+FP32, INT8 = "fp32", "int8"
+PRECISIONS = (FP32, INT8)
+AUTO = "auto"  # the measured default for the backbone (see DEFAULTS)
+
+# Two variants of the same weights may share an index only when each one's vectors
+# agree with PyTorch fp32 at least this well (lowest cosine over the probe photos).
+# Chosen by measurement (benchmarks/bench_runtime.py, EfficientNet-Lite0, real weights):
+# fp32 exports agree to > 0.99999 and keep R@1 exactly; static int8 agreed 0.88-0.89 and
+# cost recall. 0.99 leaves a query's similarities within ~0.03 of PyTorch's in the
+# worst case (|a - b| <= sqrt(2 - 2 cos) per vector), well under the score gaps that
+# decide a top-1.
+AGREEMENT_MIN_COSINE = 0.99
+
+# Key of the runtime record inside ModelDescription.extra (and so in the index manifest).
+EXTRA_KEY = "runtime"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How the image tower runs: which runtime, at which numeric precision."""
+
+    runtime: str = TORCH
+    precision: str = FP32
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+
+    @property
+    def is_torch_fp32(self) -> bool:
+        return self == TORCH_FP32
+
+    def label(self) -> str:
+        return f"{self.runtime}/{self.precision}"
+
+
+TORCH_FP32 = Variant()
+
+# The fastest variant that keeps recall, per backbone (measured with
+# benchmarks/bench_runtime.py; the table is in benchmarks/README.md).
+DEFAULTS: dict[str, Variant] = {
+    EFFICIENTNET_LITE0: Variant(ONNX, FP32),
+    OPEN_CLIP: Variant(ONNX, INT8),
+}
+
+
+def default_threads(cpus: int | None = None) -> int:
+    """Threads for a compiled session when none are configured.
+
+    Measured (benchmarks/bench_runtime.py, 2 vCPUs shared with other work): every
+    runtime ran single photos and batches faster on 1 thread than on 2, because the
+    second core is busy with decoding, the web server or other jobs. Larger machines
+    get half their cores, leaving the rest to the decoders.
+    """
+    n = cpus if cpus is not None else (os.cpu_count() or 1)
+    return 1 if n <= 2 else min(8, n // 2)
+
+
+class ImageSession(Protocol):
+    """A compiled image tower: float32 NCHW batch in, (N, dim) features out."""
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def resolve(backend: str, runtime: str, precision: str) -> Variant:
+    """Turn settings (possibly "auto") into a concrete variant for a backbone.
+
+    "auto" runtime: the backbone's measured default. "auto" precision: the default's
+    precision when the runtime is the default's, else fp32.
+    """
+    default = DEFAULTS.get(backend, TORCH_FP32)
+    rt = default.runtime if runtime == AUTO else runtime.lower()
+    if precision == AUTO:
+        prec = default.precision if rt == default.runtime else FP32
+    else:
+        prec = precision.lower()
+    return Variant(rt, prec)
+
+
+@dataclass(frozen=True)
+class RuntimeRecord:
+    """What a description says about the runtime that made its vectors."""
+
+    variant: Variant
+    sha256: str | None  # checksum of the exported model file (None for PyTorch)
+    agreement: float  # lowest cosine to PyTorch fp32 over the probe photos
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.variant.runtime, "precision": self.variant.precision, "sha256": self.sha256,
+                "agreement_min_cosine": self.agreement}
+
+
+def record_of(description: ModelDescription) -> RuntimeRecord:
+    """The runtime record of a description; descriptions from before runtimes mean PyTorch fp32."""
+    raw: Mapping[str, Any] | None = description.extra.get(EXTRA_KEY) if description.extra else None
+    if not raw:
+        return RuntimeRecord(TORCH_FP32, None, 1.0)
+    return RuntimeRecord(
+        Variant(str(raw.get("name", TORCH)), str(raw.get("precision", FP32))),
+        raw.get("sha256"),
+        float(raw.get("agreement_min_cosine", 0.0)),
+    )
+
+
+def options_for_index(existing: ModelDescription, options: LoadOptions) -> LoadOptions:
+    """With runtime "auto", an index is searched by the variant that built it (like its model)."""
+    if options.runtime != AUTO or not existing.extra.get(EXTRA_KEY):
+        return options
+    variant = record_of(existing).variant
+    return replace(options, runtime=variant.runtime, precision=variant.precision)
+
+
+def agreement_problem(existing: ModelDescription, loaded: ModelDescription,
+                      threshold: float = AGREEMENT_MIN_COSINE) -> str | None:
+    """Why vectors of `loaded` may not be mixed with an index built by `existing` (None: they may).
+
+    Both descriptions must already have the same weights (`ModelDescription.identity`).
+    Equal variants with equal exported files always agree; otherwise each side's
+    measured agreement with PyTorch fp32 must reach `threshold`.
+    """
+    a, b = record_of(existing), record_of(loaded)
+    if a.variant == b.variant and a.sha256 == b.sha256:
+        return None
+    low = [(name, r) for name, r in (("index", a), ("loaded", b)) if r.agreement < threshold]
+    if not low:
+        return None
+    detail = "; ".join(
+        f"the {name} variant {r.variant.label()} agrees with PyTorch fp32 only to cosine {r.agreement:.4f}"
+        for name, r in low
+    )
+    return (
+        f"this index was built with runtime {a.variant.label()} and the model loaded runs "
+        f"{b.variant.label()}: {detail} (needed: {threshold}). Its vectors would not be comparable. "
+        f"Search with the index's own runtime (--runtime {a.variant.runtime} --precision "
+        f"{a.variant.precision}, or leave both unset), or rebuild the index with this one."
+    )
