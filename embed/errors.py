@@ -25,6 +25,10 @@ class ImageTooLargeError(ImageError):
     """The image (file size or pixel count) exceeds the configured limit."""
 
 
+class ImageAspectError(ImageError):
+    """The image's proportions are beyond any photograph's (a thin strip): refused before decoding."""
+
+
 class ModelUnavailableError(ArtefactError):
     """The requested model or its weights cannot be loaded."""
 

@@ -25,7 +25,7 @@ from artefact.api.settings import Settings
 from artefact.embed.embedder import Embedder
 from artefact.embed.errors import ArtefactError
 from artefact.embed.fileio import atomic_path, atomic_write_bytes
-from artefact.embed.images import load_image
+from artefact.embed.images import available_memory_bytes, decode_slots, load_image
 from artefact.embed.loader import embedder_for
 from artefact.embed.preprocess import MIN_DECODE_SIDE, PreprocessConfig, load_photo
 from artefact.index.bundle.freshness import freshness
@@ -138,7 +138,9 @@ class Engine:
         with self.lock:
             self.library.refresh()
             self.library.local_features_kind(DEFAULT_KIND)  # new indexes store local features
-        self.decode_slots = threading.BoundedSemaphore(settings.decode_slots or os.cpu_count() or 2)
+        # One decode per core, and no more than memory holds at the pixel cap (each may take ~8 bytes a pixel).
+        slots = settings.decode_slots or decode_slots(os.cpu_count() or 2, available_memory_bytes(), settings.max_pixels)
+        self.decode_slots = threading.BoundedSemaphore(slots)
         paths = settings.paths
         self.thumb_dir, self.upload_dir, self.evidence_dir = paths.thumbnails, paths.uploads, paths.evidence
 

@@ -10,11 +10,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from artefact.embed.errors import (
     ArtefactError,
+    ImageAspectError,
     ImageDecodeError,
     ImageTooLargeError,
     ModelUnavailableError,
     UnsupportedImageError,
 )
+from artefact.embed.images import SUPPORTED_FORMATS
 from artefact.index.errors import CatalogueError, IndexMismatchError, ObjectNotFoundError
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ ERROR_STATUS: tuple[tuple[type[ArtefactError], int], ...] = (
     (ImageTooLargeError, 413),
     (UnsupportedImageError, 415),
     (ImageDecodeError, 422),
+    (ImageAspectError, 422),
     (ObjectNotFoundError, 404),
     (ImageNotFoundError, 404),
     (ObjectExistsError, 409),
@@ -74,7 +77,8 @@ ERROR_RESPONSES: dict[int, str] = {
     400: "bad filter value or catalogue error", 401: "missing, unknown or revoked API key",
     403: "the key's role is too low", 404: "no such object, image or search record",
     409: "the object exists already, or the index was built with another model",
-    413: "request, photo, photo count or pixel count over the limit", 415: "not an image",
+    413: "request, photo, photo count or pixel count over the limit",
+    415: f"not an image in an accepted format ({SUPPORTED_FORMATS})",
     503: "the model and index are still loading (Retry-After)",
 }
 

@@ -11,6 +11,7 @@ from artefact.api.http.deps import Curator, EngineDep, Officer, SettingsDep
 from artefact.api.http.engine import Engine
 from artefact.api.http.schemas import DeletedOut, FieldsIn, ObjectOut, StatusIn
 from artefact.api.http.uploads import check_count, prepare_photos
+from artefact.embed.images import SUPPORTED_FORMATS
 from artefact.index.catalogue import SearchFilters
 from artefact.index.errors import CatalogueError
 from artefact.index.records import RECORD_FIELDS, ObjectRecord
@@ -18,7 +19,7 @@ from artefact.index.records import RECORD_FIELDS, ObjectRecord
 router = APIRouter(prefix="/v1/objects", tags=["objects"])
 
 FilterQuery = Annotated[str, Query(max_length=200)]
-Photos = Annotated[list[UploadFile], File()]
+Photos = Annotated[list[UploadFile], File(description=f"photos of the object ({SUPPORTED_FORMATS})")]
 
 
 def _view(eng: Engine, object_id: str) -> ObjectOut:

@@ -12,6 +12,7 @@ from artefact.api.http.errors import NoTextTower
 from artefact.api.http.schemas import K_BOUND, HitOut, ImageOut, MatchOut, ObjectOut, SearchOut, TextQuery
 from artefact.api.http.security import Principal
 from artefact.api.http.uploads import check_count, prepare_photos
+from artefact.embed.images import SUPPORTED_FORMATS
 from artefact.index.catalogue import SearchFilters
 from artefact.index.errors import CatalogueError
 from artefact.index.search import SearchResult
@@ -28,7 +29,7 @@ def search_photo(
     who: Officer,
     state: StateDep,
     eng: EngineDep,
-    photos: Annotated[list[UploadFile], File(description="JPEG, PNG, WebP, TIFF, BMP, GIF or HEIC photos of one object")],
+    photos: Annotated[list[UploadFile], File(description=f"photos of one object ({SUPPORTED_FORMATS})")],
     k: Annotated[Optional[int], Form(ge=1, le=K_BOUND, description="objects to return (unset: the service's default)")] = None,
     min_score: Annotated[Optional[float], Form(ge=-1.0, le=1.0)] = None,
     status: FilterForm = "",
