@@ -73,6 +73,29 @@ def test_calibrated_verdicts_and_ordering(sample_library: Library, offline_embed
 
 
 def test_stats_report_features_and_calibration(sample_library: Library) -> None:
+    from dataclasses import asdict
+
+    from artefact.index.calibration import BUILTIN
+
     stats = sample_library.stats()
     assert stats["local_features"] == "sift"
     assert set(stats["calibration"]) == {"with_verification", "similarity_only"}
+    # Nothing fitted on this index: the offline model's built-in figures, value for value, with their source.
+    shown = stats["calibration"]
+    assert shown["with_verification"] == asdict(BUILTIN[("efficientnet_lite0", True)])
+    assert shown["similarity_only"] == asdict(BUILTIN[("efficientnet_lite0", False)])
+    assert shown["with_verification"]["strong"] == pytest.approx(0.4259)
+    assert shown["with_verification"]["precision"] == {"strong": 0.9935, "possible": 0.8895}
+    assert "bench-build --seed 101" in shown["similarity_only"]["source"]
+    # A calibration fitted on the index replaces the built-in one in the stats, again value for value.
+    cal = Calibration(weights=[-8.0, 10.0], uses_inliers=True, strong=0.9, possible=0.5, verified_weights=[-2.0, 0.0, 1.5],
+                      precision={"strong": 0.991, "possible": 0.93}, recall={"strong": 0.4, "possible": 0.6})
+    sample_library.set_calibration(cal)
+    try:
+        shown = sample_library.stats()["calibration"]
+        assert shown["with_verification"] == asdict(cal)
+        assert shown["with_verification"]["source"] == "fitted on this index"
+        assert shown["similarity_only"] == asdict(BUILTIN[("efficientnet_lite0", False)])
+    finally:
+        with sample_library.catalogue.transaction():
+            sample_library.catalogue.db.execute("DELETE FROM meta WHERE key LIKE 'calibration%'")
