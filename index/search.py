@@ -10,6 +10,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from artefact.embed.images import DEFAULT_MAX_PIXELS, ImageSource
+from artefact.embed.models import ModelDescription
 from artefact.embed.preprocess import PreprocessConfig, load_photo
 from artefact.index.calibration import NO_MATCH, POSSIBLE, Calibration
 from artefact.index.catalogue import SearchFilters
@@ -26,6 +27,7 @@ class QueryEmbedder(Protocol):
     """What search needs from a model (satisfied by artefact.embed.embedder.Embedder)."""
 
     preprocess: PreprocessConfig
+    description: ModelDescription  # checked against the index's own model before any search
 
     def embed_prepared(self, arrays: Sequence[np.ndarray]) -> np.ndarray: ...
 
@@ -235,9 +237,12 @@ def search(
     Raises:
         ImageDecodeError, ImageTooLargeError: an unusable photo.
         ModelUnavailableError: text given but the model has no text tower.
+        IndexMismatchError: the embedder is not the model that built the index.
     """
     if not photos and not text:
         raise ValueError("give at least one photo or a text query")
+    # Notebooks call this directly: vectors of another model would rank by noise, silently.
+    library.check_model(embedder.description)
     t0 = time.perf_counter()
     decoded = [load_photo(p, embedder.preprocess, max_pixels=max_pixels, max_bytes=max_bytes) for p in photos]
     t1 = time.perf_counter()
