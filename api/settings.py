@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from artefact.embed.images import DEFAULT_MAX_PIXELS
 from artefact.index.home import Home
+from artefact.embed.runtimes.variants import AUTO
 from artefact.index.search import DEFAULT_RERANK
 from artefact.embed.models import (
     EFFICIENTNET_LITE0,
@@ -39,6 +40,10 @@ class Settings(BaseSettings):
     model_config_dir: Path | None = None
     device: str = "auto"
     threads: int | None = None
+    # Image-model runtime: auto = the backbone's measured fastest variant that keeps recall
+    # (artefact.embed.runtimes.variants.DEFAULTS), or torch / onnx / openvino; precision fp32 / int8 / auto.
+    runtime: str = AUTO
+    precision: str = AUTO
     batch_size: int = 32
     workers: int | None = None
     offline: bool = False
@@ -57,9 +62,8 @@ class Settings(BaseSettings):
     rerank: int = DEFAULT_RERANK  # top candidates given the geometric second look; 0 = off
     cli_results: int = 5  # objects a CLI search prints
     http_results: int = 10  # objects an HTTP search returns unless `k` is sent
-    # Photos decoded at once across all requests (unset: CPU cores, fewer where the memory available
-    # would not hold that many decodes at the pixel cap). Decoding is CPU-bound, so more slots add no
-    # speed, only memory: each decode holds up to ~8 bytes per pixel until it is done.
+    # Photos decoded at once across all requests (unset = CPU cores). Decoding is CPU-bound, so more
+    # slots add no speed, only memory: each decode holds several MB until it is done.
     decode_slots: int | None = None
     cors_origins: list[str] = []
     audit_keep_photos: bool = False
@@ -96,4 +100,6 @@ class Settings(BaseSettings):
             threads=self.threads,
             batch_size=self.batch_size,
             config_dir=self.model_config_dir,
+            runtime=self.runtime,
+            precision=self.precision,
         )

@@ -108,6 +108,8 @@ def embedder_for(
     The caller still checks the loaded description against the index
     (`Library.check_model`), so a named model that differs is refused there.
     """
+    if existing is not None:
+        options = options_for_index(existing, options)  # runtime "auto": the variant that built the index
     if explicit is None and existing is not None:
-        return load_embedder(existing.spec(), options_for_index(existing, options))
+        return load_embedder(existing.spec(), options)
     return load_embedder_with_fallback(explicit, options)

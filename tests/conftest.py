@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
 from PIL import Image
+
+# The product default runs the image model in a fast runtime, exported on first use; tests
+# of everything else keep PyTorch (no export per test home). tests/embed/test_runtimes*.py
+# ask for each runtime by name. Subprocesses (CLI tests) inherit this.
+os.environ.setdefault("ARTEFACT_RUNTIME", "torch")
 
 from artefact.embed.loader import load_embedder
 from artefact.embed.models import OFFLINE_FALLBACK_SPEC, LoadOptions, ModelSpec

@@ -23,7 +23,8 @@ Command = Callable[[argparse.Namespace, Settings], int]
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
 # Flags that override a Settings field of the same name when given.
-SETTING_FLAGS = ("home", "backend", "model", "pretrained", "model_config_dir", "device", "threads", "workers", "batch_size")
+SETTING_FLAGS = ("home", "backend", "model", "pretrained", "model_config_dir", "device", "threads", "workers", "batch_size",
+                 "runtime", "precision")
 # Flags of the common parent parser that a command may read although no subparser set them.
 SWITCHES = ("json", "quiet", "verbose", "offline")
 

@@ -14,6 +14,7 @@ from artefact.api.cli.common import SWITCHES, run_command
 from artefact.api.http.security import ROLES
 from artefact.api.settings import Settings
 from artefact.embed.models import EFFICIENTNET_LITE0, OPEN_CLIP
+from artefact.embed.runtimes.variants import AUTO, PRECISIONS, RUNTIMES
 from artefact.index.bench.builder import OPENCV_DATA
 from artefact.index.records import FILTER_FIELDS, STATUSES
 
@@ -39,6 +40,9 @@ def common_flags() -> argparse.ArgumentParser:
     g.add_argument("--model-config-dir", type=Path, help="folder of extra open_clip model config JSON files")
     g.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
     g.add_argument("--threads", type=int, help="CPU threads for inference")
+    g.add_argument("--runtime", choices=[AUTO, *RUNTIMES],
+                   help="image-model runtime (default auto: the backbone's fastest that keeps recall); env ARTEFACT_RUNTIME")
+    g.add_argument("--precision", choices=[AUTO, *PRECISIONS], help="fp32, int8 or auto (default); env ARTEFACT_PRECISION")
     g.add_argument("--offline", action="store_true", help="never try to download weights")
     g.add_argument("--json", action="store_true", help="machine-readable output")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
@@ -170,6 +174,10 @@ def _add_model(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     group = sub.add_parser("model", help="model information and download").add_subparsers(dest="sub", required=True, metavar="SUB")
     group.add_parser("info", parents=[common], help="the model this installation uses").set_defaults(func=model.cmd_info)
     group.add_parser("fetch", parents=[common], help="download weights into the cache (connected machine)").set_defaults(func=model.cmd_fetch)
+    p = group.add_parser("export", parents=[common],
+                         help="make the --runtime/--precision variant now (int8 calibrated on the catalogue's photos)")
+    p.add_argument("--calibration-photos", type=int, default=64, help="catalogue photos for int8 calibration (default 64)")
+    p.set_defaults(func=model.cmd_export)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
