@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from artefact.index.errors import CatalogueError, ObjectNotFoundError
+from artefact.index.errors import CatalogueError, ObjectNotFoundError, RecordError
 from artefact.embed.fileio import utc_iso
 from artefact.index.records import (
     DEFAULT_STATUS,
@@ -21,6 +21,9 @@ from artefact.index.records import (
     STATUSES,
     ImageRecord,
     ObjectRecord,
+    validate_extra,
+    validate_fields,
+    validate_object_id,
 )
 
 log = logging.getLogger(__name__)
@@ -301,13 +304,21 @@ class Catalogue:
 
     # -- objects ----------------------------------------------------------
     def upsert_object(self, record: ObjectRecord) -> tuple[int, str]:
-        """Insert or update an object; returns (pk, 'created' | 'updated' | 'unchanged')."""
-        status = (record.fields.get("status") or DEFAULT_STATUS).strip().lower()
+        """Insert or update an object; returns (pk, 'created' | 'updated' | 'unchanged').
+
+        Raises:
+            RecordError: an id or value breaking the rules of index/records.py, whoever the caller.
+        """
+        if validate_object_id(record.object_id) != record.object_id:
+            raise RecordError(f"the id {record.object_id[:40]!r} has spaces around it")
+        fields = validate_fields({f: record.fields.get(f) for f in RECORD_FIELDS})
+        validate_extra(record.extra)
+        status = (fields.get("status") or DEFAULT_STATUS).lower()
         if status not in STATUSES:
             raise CatalogueError(
                 f"object {record.object_id}: status {status!r} is not one of {', '.join(STATUSES)}"
             )
-        values = {f: (record.fields.get(f) or "").strip() for f in RECORD_FIELDS}
+        values = {f: fields.get(f, "") for f in RECORD_FIELDS}
         values["status"] = status
         extra = json.dumps(record.extra, sort_keys=True, ensure_ascii=False)
         row = self.db.execute("SELECT * FROM objects WHERE object_id = ?", (record.object_id,)).fetchone()

@@ -15,5 +15,9 @@ class ObjectNotFoundError(CatalogueError):
     """No object with the given id."""
 
 
+class RecordError(CatalogueError):
+    """An object record breaks the rules for ids or field values (see index/records.py)."""
+
+
 class ManifestError(ArtefactError):
     """A bulk-ingest manifest is malformed."""

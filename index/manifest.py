@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from artefact.index.errors import ManifestError
-from artefact.index.records import RECORD_FIELDS, ObjectRecord
+from artefact.index.errors import ManifestError, RecordError
+from artefact.index.records import ObjectRecord, record_from_mapping
 
 IMAGE_SUFFIXES = {
     ".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif", ".avif",
@@ -30,20 +30,20 @@ class ManifestRow:
 
 
 def _row_from_mapping(line: int, data: dict[str, Any]) -> ManifestRow:
-    object_id = next((str(data[k]).strip() for k in ID_KEYS if data.get(k) not in (None, "")), "")
     raw_images: Any = next((data[k] for k in IMAGE_KEYS if data.get(k) not in (None, "")), [])
     if isinstance(raw_images, str):
         images = [p.strip() for p in raw_images.split(CSV_IMAGE_SEPARATOR) if p.strip()]
-    elif isinstance(raw_images, list):
-        images = [str(p).strip() for p in raw_images if str(p).strip()]
+    elif isinstance(raw_images, list) and all(isinstance(p, str) for p in raw_images):
+        images = [p.strip() for p in raw_images if p.strip()]
     else:
-        return ManifestRow(line, None, [], f"'images' must be a string or a list, not {type(raw_images).__name__}")
-    if not object_id:
-        return ManifestRow(line, None, images, "row has no 'id'")
-    fields = {f: str(data[f]).strip() for f in RECORD_FIELDS if data.get(f) not in (None, "")}
-    reserved = set(RECORD_FIELDS) | set(ID_KEYS) | set(IMAGE_KEYS)
-    extra = {k: v for k, v in data.items() if k and k not in reserved and v not in (None, "")}
-    return ManifestRow(line, ObjectRecord(object_id, fields, extra), images)
+        kind = type(raw_images).__name__ if not isinstance(raw_images, list) else "a list holding other things"
+        return ManifestRow(line, None, [], f"'images' must be a string or a list of strings, not {kind}")
+    try:
+        # The same rules for ids and values as every other way in (index/records.py).
+        record = record_from_mapping(data, ID_KEYS, IMAGE_KEYS)
+    except RecordError as exc:
+        return ManifestRow(line, None, images, str(exc))
+    return ManifestRow(line, record, images)
 
 
 def read_manifest(path: Path) -> Iterator[ManifestRow]:

@@ -17,7 +17,7 @@ from artefact.embed.errors import (
     UnsupportedImageError,
 )
 from artefact.embed.images import SUPPORTED_FORMATS
-from artefact.index.errors import CatalogueError, IndexMismatchError, ObjectNotFoundError
+from artefact.index.errors import CatalogueError, IndexMismatchError, ObjectNotFoundError, RecordError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ ERROR_STATUS: tuple[tuple[type[ArtefactError], int], ...] = (
     (UnsupportedImageError, 415),
     (ImageDecodeError, 422),
     (ImageAspectError, 422),
+    (RecordError, 422),
     (ObjectNotFoundError, 404),
     (ImageNotFoundError, 404),
     (ObjectExistsError, 409),

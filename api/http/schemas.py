@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from artefact.index.records import FILTER_FIELDS, RECORD_FIELDS, STATUSES, ImageRecord, ObjectRecord
+from artefact.index.errors import RecordError
+from artefact.index.records import (
+    FILTER_FIELDS,
+    MAX_FIELD_LENGTH,
+    RECORD_FIELDS,
+    STATUSES,
+    ImageRecord,
+    ObjectRecord,
+    validate_field,
+)
 
 # The largest `k` or `rerank` a request may ask for (larger: 422); `Settings.max_k` caps the answer below it.
 K_BOUND = 100
@@ -83,7 +92,16 @@ class TextQuery(BaseModel):
 
 
 class FieldsIn(BaseModel):
-    fields: dict[str, str] = Field(description="record fields to change: " + ", ".join(f for f in RECORD_FIELDS if f != "status"))
+    fields: dict[str, str] = Field(description="record fields to change: " + ", ".join(f for f in RECORD_FIELDS if f != "status")
+                                   + f" (text, at most {MAX_FIELD_LENGTH} characters each; empty clears)")
+
+    @field_validator("fields")
+    @classmethod
+    def _values_follow_the_record_rules(cls, fields: dict[str, str]) -> dict[str, str]:
+        try:  # the rules of index/records.py, as for manifests and created records
+            return {name: validate_field(name, value) for name, value in fields.items()}
+        except RecordError as exc:
+            raise ValueError(str(exc)) from exc
 
 
 class StatusIn(BaseModel):

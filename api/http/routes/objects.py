@@ -14,7 +14,7 @@ from artefact.api.http.uploads import check_count, prepare_photos
 from artefact.embed.images import SUPPORTED_FORMATS
 from artefact.index.catalogue import SearchFilters
 from artefact.index.errors import CatalogueError
-from artefact.index.records import RECORD_FIELDS, ObjectRecord
+from artefact.index.records import RECORD_FIELDS, ObjectRecord, record_from_mapping
 
 router = APIRouter(prefix="/v1/objects", tags=["objects"])
 
@@ -51,11 +51,9 @@ def _parse_record(raw: str) -> ObjectRecord:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise CatalogueError(f"'record' is not valid JSON ({exc.msg})") from exc
-    if not isinstance(data, dict) or not str(data.get("id", "")).strip():
+    if not isinstance(data, dict):
         raise CatalogueError("'record' must be a JSON object with a non-empty 'id'")
-    fields = {f: str(data[f]) for f in RECORD_FIELDS if data.get(f) not in (None, "")}
-    extra = {k: v for k, v in data.items() if k not in RECORD_FIELDS and k != "id"}
-    return ObjectRecord(str(data["id"]).strip(), fields, extra)
+    return record_from_mapping(data)  # the rules for ids and values (RecordError: 422), as for manifests
 
 
 @router.post("", response_model=ObjectOut, status_code=201, summary="Create an object with its photos (curator)")
