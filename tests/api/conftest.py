@@ -180,7 +180,7 @@ def start_server_process(home: Path, config_dir: Path, keys: dict[str, str], env
         log.close()
         server = ServerProcess(home, keys, proc, port, log_path)
         try:
-            wait_ready(server.url, alive=lambda: proc.poll() is None)
+            wait_ready(server.url, timeout_s=300, alive=lambda: proc.poll() is None)  # a loaded machine can take minutes
             return server
         except RuntimeError:
             server.stop()
@@ -254,6 +254,21 @@ def start_live_server(tiny_config_dir: Path) -> Iterator[Callable[..., LiveServe
 def live(session_home_factory: Callable[[str], Path], start_live_server: Callable[..., LiveServer]) -> LiveServer:
     """The shared server with the default limits and one key per role (tests that write use their own ids)."""
     return start_live_server(session_home_factory("live"))
+
+
+@pytest.fixture(scope="session")
+def other_tiny_weights(tmp_path_factory: pytest.TempPathFactory, tiny_config_dir: Path) -> Path:
+    """A checkpoint of the tiny model with other random weights: same name and dimension, other vectors."""
+    import open_clip
+    import torch
+
+    from artefact.embed.clip_backend import register_model_configs
+
+    register_model_configs(tiny_config_dir)
+    torch.manual_seed(12345)  # the built-in random init uses seed 0
+    path = tmp_path_factory.mktemp("other-weights") / "tiny-clip-other.pt"
+    torch.save(open_clip.create_model("tiny-clip").state_dict(), path)
+    return path
 
 
 @pytest.fixture(scope="session")
