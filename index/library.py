@@ -48,6 +48,7 @@ class Library:
         self._vectors: VectorIndex | None = None
         self._generation = -1  # catalogue generation the in-memory index reflects
         self.switch_blocked: str | None = None  # why a newly imported catalogue is not followed
+        self.model_in_use: ModelDescription | None = None  # set by check_model
 
     def close(self) -> None:
         self.catalogue.close()
@@ -83,6 +84,7 @@ class Library:
         problem = agreement_problem(existing, description) if existing is not None else None
         if problem is not None:  # same weights, another runtime/precision whose vectors drift
             raise IndexMismatchError(f"{self.home}: {problem}")
+        self.model_in_use = description  # what a long-lived caller (the service) embeds queries with
 
     def bind_model(self, description: ModelDescription) -> None:
         self.check_model(description)
@@ -192,8 +194,8 @@ class Library:
         if target == self.catalogue.path or not target.is_file():
             return False
         new = Catalogue(target)
-        old_model, new_model = self.model, new.model()
-        if old_model is not None and (new_model is None or ModelDescription.from_dict(new_model).identity() != old_model.identity()):
+        in_use, new_model = self.model_in_use or self.model, new.model()
+        if in_use is not None and (new_model is None or ModelDescription.from_dict(new_model).identity() != in_use.identity()):
             new.close()
             if self.switch_blocked is None:
                 self.switch_blocked = (

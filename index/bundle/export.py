@@ -131,8 +131,7 @@ def _stage_vectors(home: Home, staging: Path) -> None:
     library = Library(staging)
     try:
         if library.model is not None:
-            library.vectors  # loads and reconciles
-            library.save()
+            library.vectors  # loads, reconciles with the snapshot and saves (its generation differs)
     finally:
         library.close()
 
@@ -177,22 +176,28 @@ def export_bundle(
     record = home.bundles_issued / f"{bundle_id}.json"
     try:
         snap = staging / home.catalogue.name
+        delta = staging / DELTA_FILE
         live = Catalogue(home.current_catalogue())  # also brings an older catalogue to the change-tracking schema
         try:
-            rows.snapshot(live.db, snap)
+            if base is None:
+                rows.snapshot(live.db, snap)
         finally:
             live.close()
-        db = rows.connect(snap)
-        try:
-            db.execute("DELETE FROM meta WHERE key = ?", (rows.BUNDLE_META,))  # the issuer's own import record
-            state = rows.state(db)
-            raw_model = db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
-        finally:
-            db.close()
-        description = json.loads(raw_model[0]) if raw_model else None
+        delta_rows = None
+        if base is None:
+            db = rows.connect(snap)
+            try:
+                db.execute("DELETE FROM meta WHERE key = ?", (rows.BUNDLE_META,))  # the issuer's own import record
+                state = rows.state(db)
+                raw = db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
+            finally:
+                db.close()
+            raw_model = raw[0] if raw else None
+        else:
+            state, raw_model, delta_rows = rows.write_delta(home.current_catalogue(), delta, base.catalogue)
+        description = json.loads(raw_model) if raw_model else None
         parts: list[tuple[Part, Path]] = []
         links = []
-        delta_rows = None
         if base is None:
             _stage_vectors(home, staging)
             parts.append(_part(snap, home.catalogue.name, CATALOGUE))
@@ -212,8 +217,6 @@ def export_bundle(
                     f"this catalogue is behind bundle {since} (change {state['change_seq']} < {base.change_seq}); "
                     "it was restored or replaced since: export a full bundle"
                 )
-            delta = staging / DELTA_FILE
-            delta_rows = rows.write_delta(snap, delta, base.catalogue)
             parts.append(_part(delta, DELTA_FILE, DELTA_ROWS))
         weights = (description or {}).get("weights_sha256", "")
         weights_included = False

@@ -238,7 +238,7 @@ def _finish(staging: Path, home: Home, record: Mapping[str, Any]) -> None:
             want = np.sort(library.catalogue.image_ids())
             if not np.array_equal(have, want):
                 raise BundleIntegrityError("the bundle's vector index does not match its catalogue; refused")
-            library.save()
+            # Loading saved the vectors if it had to reconcile them (a delta); a full bundle's are as shipped.
     finally:
         library.close()
 

@@ -21,9 +21,9 @@ def snapshot(source: sqlite3.Connection, target: Path) -> None:
         dst.close()
 
 
-def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-    db = sqlite3.connect(uri, uri=True, isolation_level=None)
+def connect(path: Path) -> sqlite3.Connection:
+    """A plain connection (autocommit; transactions are explicit); closing it last removes -wal/-shm."""
+    db = sqlite3.connect(str(path), isolation_level=None)
     db.row_factory = sqlite3.Row
     return db
 
@@ -36,14 +36,14 @@ def state(db: sqlite3.Connection) -> dict[str, Any]:
         return row[0] if row and row[0] is not None else 0
 
     return {
-        "schema_version": int(one("PRAGMA user_version")),
-        "generation": int(one("SELECT value FROM meta WHERE key = 'generation'")),
-        "change_seq": int(one("SELECT MAX(seq) FROM row_changes")),
-        "history_id": int(one("SELECT MAX(id) FROM history")),
-        "image_seq": int(one("SELECT seq FROM sqlite_sequence WHERE name = 'images'")),
-        "objects": int(one("SELECT count(*) FROM objects")),
-        "images": int(one("SELECT count(*) FROM images")),
-        "images_with_features": int(one("SELECT count(*) FROM features")),
+        "schema_version": int(one("PRAGMA main.user_version")),
+        "generation": int(one("SELECT value FROM main.meta WHERE key = 'generation'")),
+        "change_seq": int(one("SELECT MAX(seq) FROM main.row_changes")),
+        "history_id": int(one("SELECT MAX(id) FROM main.history")),
+        "image_seq": int(one("SELECT seq FROM main.sqlite_sequence WHERE name = 'images'")),
+        "objects": int(one("SELECT count(*) FROM main.objects")),
+        "images": int(one("SELECT count(*) FROM main.images")),
+        "images_with_features": int(one("SELECT count(*) FROM main.features")),
     }
 
 
@@ -60,17 +60,23 @@ def changes_since(db: sqlite3.Connection, change_seq: int) -> int:
     return int(db.execute("SELECT count(*) FROM row_changes WHERE seq > ?", (change_seq,)).fetchone()[0])
 
 
-def write_delta(snapshot_path: Path, delta_path: Path, base: Mapping[str, Any]) -> dict[str, int]:
+def write_delta(source: Path, delta_path: Path, base: Mapping[str, Any]) -> tuple[dict[str, Any], str | None, dict[str, int]]:
     """Write the rows changed after `base` (a manifest's catalogue state) into a new SQLite file.
 
     Every key whose change number is above the base's travels: present rows as they are now
-    (objects, photos with vectors, features, meta), absent ones as removals. Returns counts.
+    (objects, photos with vectors, features, meta), absent ones as removals. Reads the live
+    catalogue in one read transaction (consistent while a service writes; no full copy).
+
+    Returns:
+        The catalogue's state and model (JSON) at that moment, and row counts of the delta.
     """
-    db = connect(snapshot_path)
+    db = connect(source)
     try:
         db.execute("ATTACH DATABASE ? AS d", (str(delta_path),))
         seq, history = int(base["change_seq"]), int(base["history_id"])
         db.execute("BEGIN")
+        reached = state(db)
+        model = db.execute("SELECT value FROM main.meta WHERE key = 'model'").fetchone()
         db.execute(f"CREATE TABLE d.row_changes AS SELECT kind, key, seq FROM main.row_changes WHERE seq > {seq}")
         changed = "(SELECT key FROM d.row_changes WHERE kind = '{}')"
         image_ids = "(SELECT CAST(key AS INTEGER) FROM d.row_changes WHERE kind = 'image')"
@@ -85,7 +91,7 @@ def write_delta(snapshot_path: Path, delta_path: Path, base: Mapping[str, Any]) 
         db.execute("DETACH DATABASE d")
     finally:
         db.close()
-    return counts
+    return reached, model[0] if model else None, counts
 
 
 def _columns(db: sqlite3.Connection, schema: str, table: str) -> str:

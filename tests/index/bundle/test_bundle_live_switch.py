@@ -132,3 +132,51 @@ def test_a_catalogue_for_another_model_is_not_followed_until_restart(tmp_path, n
     with Library(post) as restarted:
         assert restarted.model is not None and restarted.model.model_name == "model-b"
         assert restarted.check() == []
+
+
+def test_first_import_replaces_a_local_catalogue_and_later_prunes_its_files(tmp_path, new_post):
+    from bundle_helpers import home_files
+
+    post = new_post("post")
+    synthetic_home(post, "model-a", 3)  # a catalogue built at the post itself, the old way
+    agency = synthetic_home(tmp_path / "agency", "model-a", 1)
+    local = {k: v for k, v in home_files(post).items() if k.startswith(("audit", "access", "trusted"))}
+    service = Library(post)
+    try:
+        old_ids = sorted(service.vectors.ids().tolist())
+        report = import_bundle(post, export_bundle(agency, tmp_path / "a1.bundle").path, allow_unsigned=True,
+                               model_available=lambda d: True)
+        assert "replaced a catalogue of 4 objects" in report.notes[0]
+        assert sorted(service.vectors.ids().tolist()) == old_ids  # not moved before its refresh
+        assert service.refresh() is True
+        assert service.catalogue.path.parent.parent == post / "catalogue-versions"
+        assert sorted(o.object_id for o in service.catalogue.list_objects()) == [f"model-a-{n}" for n in range(4)]
+        assert service.check() == []
+    finally:
+        service.close()
+    assert (post / "vectors.faiss").exists()  # the replaced catalogue's files stay until the next import
+    with Library(agency) as library, library.writing():
+        library.set_status("model-a-0", "recovered")
+    import_bundle(post, export_bundle(agency, tmp_path / "a2.bundle").path, allow_unsigned=True,
+                  model_available=lambda d: True)
+    assert not (post / "vectors.faiss").exists()
+    after = home_files(post)
+    assert {k: after[k] for k in local} == local
+
+
+def test_a_service_on_an_empty_home_follows_only_a_catalogue_of_its_own_model(tmp_path, new_post):
+    from artefact.embed.models import ModelDescription
+
+    agency = synthetic_home(tmp_path / "agency", "model-a", 1)
+    bundle = export_bundle(agency, tmp_path / "a.bundle").path
+    for loaded, follows in (("model-b", False), ("model-a", True)):
+        post = new_post(f"post-{loaded}")
+        service = Library(post)  # an empty home: the service loaded a model of its own choosing
+        service.check_model(ModelDescription("test", loaded, None, 8, {"size": 8}, f"{loaded}-weights", False))
+        try:
+            import_bundle(post, bundle, allow_unsigned=True, model_available=lambda d: True)
+            service.refresh()
+            assert (service.catalogue.path.parent.parent == post / "catalogue-versions") is follows
+            assert (service.switch_blocked is None) is follows
+        finally:
+            service.close()
