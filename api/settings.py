@@ -53,7 +53,14 @@ class Settings(BaseSettings):
     # HTTP service
     host: str = "127.0.0.1"
     port: int = 8000
-    insecure: bool = False  # allow a non-loopback address with no API keys configured
+    # TLS for `serve` (PEM files); without them, serving off loopback sends keys in clear (warned).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed (uvicorn's
+    # forwarded_allow_ips); empty: forwarding headers are ignored, and refused in open mode.
+    trusted_proxies: list[str] = []
+    # Searches one key may make per minute (a burst of as many is allowed); 0 = no limit.
+    search_rate_per_minute: int = 120
     max_request_bytes: int = 60 * 1024 * 1024
     max_photo_bytes: int = 25 * 1024 * 1024
     max_photos: int = 8

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from artefact.index.errors import CatalogueError, ObjectNotFoundError, RecordError
-from artefact.embed.fileio import utc_iso
+from artefact.embed.fileio import private_file, utc_iso
 from artefact.index.records import (
     DEFAULT_STATUS,
     FILTER_FIELDS,
@@ -198,6 +198,10 @@ class Catalogue:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        try:
+            private_file(self.path)  # records of stolen objects and their contacts: owner only
+        except OSError as exc:
+            raise CatalogueError(f"{self.path}: cannot open the catalogue ({exc.strerror or exc})") from exc
         try:
             # Shared by a service's worker threads; callers serialise access (see api.http.engine).
             self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0, check_same_thread=False)
@@ -453,6 +457,10 @@ class Catalogue:
 
     def touch_image(self, image_id: int, mtime_ns: int) -> None:
         self.db.execute("UPDATE images SET mtime_ns = ? WHERE image_id = ?", (mtime_ns, image_id))
+
+    def image_files(self) -> dict[int, str]:
+        """Every photo's id and file path (the orphan sweep keeps these files)."""
+        return {int(r[0]): r[1] for r in self.db.execute("SELECT image_id, path FROM images")}
 
     def images_with_sha(self, sha256: str) -> list[tuple[int, str]]:
         rows = self.db.execute(

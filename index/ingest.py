@@ -20,7 +20,7 @@ from artefact.embed.fileio import utc_now
 from artefact.embed.images import DEFAULT_MAX_PIXELS
 from artefact.embed.models import ModelDescription
 from artefact.embed.preprocess import PreprocessConfig, load_photo
-from artefact.index.catalogue import KnownImage
+from artefact.index.catalogue import Catalogue, KnownImage
 from artefact.index.home import Home
 from artefact.index.library import Library
 from artefact.index.manifest import read_manifest, resolve_images
@@ -118,31 +118,46 @@ def store_photos(library: Library, embedder: IngestEmbedder, photos: Sequence[Pr
     if not photos:
         return [], []
     xb = embedder.embed_prepared([p.array for p in photos])
-    catalogue = library.catalogue
+    with library.catalogue.transaction():
+        new_ids, old_ids, problems = write_photos(library.catalogue, photos, xb)
+    # The catalogue is committed; the in-memory index follows (a kill here is reconciled on open).
+    follow_photos(library, new_ids, old_ids, xb)
+    return new_ids, problems
+
+
+def write_photos(catalogue: Catalogue, photos: Sequence[PreparedPhoto], xb: np.ndarray
+                 ) -> tuple[list[int], list[int], list[Problem]]:
+    """Write embedded photos (vectors and features included) inside the caller's transaction.
+
+    Returns the new image ids, the ids of the images they replace, and warnings about photos
+    identical to ones already catalogued. The caller then calls `follow_photos` once committed.
+    """
     new_ids: list[int] = []
     old_ids: list[int] = []
     problems: list[Problem] = []
-    with catalogue.transaction():
-        for photo, vec in zip(photos, xb):
-            if photo.replaces is not None:
-                catalogue.remove_image(photo.replaces)
-                old_ids.append(photo.replaces)
-            for other_id, other_obj in catalogue.images_with_sha(photo.sha256)[:1]:
-                problems.append(
-                    Problem(photo.object_id, photo.ref, f"same photo as image {other_id} of object {other_obj}", "warning")
-                )
-            image_id = catalogue.add_image(
-                photo.object_pk, str(photo.path), photo.sha256, photo.size_bytes, photo.mtime_ns,
-                photo.width, photo.height, vec,
+    for photo, vec in zip(photos, xb):
+        if photo.replaces is not None:
+            catalogue.remove_image(photo.replaces)
+            old_ids.append(photo.replaces)
+        for other_id, other_obj in catalogue.images_with_sha(photo.sha256)[:1]:
+            problems.append(
+                Problem(photo.object_id, photo.ref, f"same photo as image {other_id} of object {other_obj}", "warning")
             )
-            if photo.features is not None:
-                catalogue.set_features(image_id, photo.features)
-            new_ids.append(image_id)
-    # The catalogue is committed; the in-memory index follows (a kill here is reconciled on open).
+        image_id = catalogue.add_image(
+            photo.object_pk, str(photo.path), photo.sha256, photo.size_bytes, photo.mtime_ns,
+            photo.width, photo.height, vec,
+        )
+        if photo.features is not None:
+            catalogue.set_features(image_id, photo.features)
+        new_ids.append(image_id)
+    return new_ids, old_ids, problems
+
+
+def follow_photos(library: Library, new_ids: Sequence[int], old_ids: Sequence[int], xb: np.ndarray) -> None:
+    """After `write_photos` committed: the in-memory vector index follows the catalogue."""
     library.vectors.remove(np.asarray(old_ids, dtype=np.int64))
     library.add_vectors(np.asarray(new_ids, dtype=np.int64), xb)
     library.mark_synced()
-    return new_ids, problems
 
 
 @dataclass(frozen=True)
@@ -402,8 +417,21 @@ def _write_problems(home: Home, problems: list[Problem]) -> str | None:
         w = csv.writer(f)
         w.writerow(["kind", "object_id", "file", "problem"])
         for p in problems:
-            w.writerow([p.kind, p.object_id, p.file, p.problem])
+            w.writerow([spreadsheet_safe(cell) for cell in (p.kind, p.object_id, p.file, p.problem)])
     return str(path)
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection, OWASP).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A CSV cell a spreadsheet shows as text: one that could start a formula gets a leading `'`.
+
+    For reports people open (ids and paths come from manifests, i.e. from outside); not for
+    files the program reads back, whose values must stay as they are.
+    """
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 class _NoBar:

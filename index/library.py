@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from artefact.index.errors import CatalogueError, IndexMismatchError
+from artefact.embed.fileio import private_dir
 from artefact.embed.models import ModelDescription
 from artefact.embed.runtimes.variants import agreement_problem
 from artefact.index.catalogue import BUNDLE_META, Catalogue
@@ -39,8 +40,7 @@ class Library:
 
     def __init__(self, home: Path | Home) -> None:
         self.paths = home if isinstance(home, Home) else Home(home)
-        self.home = self.paths.root
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home = private_dir(self.paths.root)
         # An imported bundle makes `catalogue.sqlite` a link to a version folder; the vectors lie
         # beside the catalogue they belong to, so the two always switch together.
         self.catalogue = Catalogue(self.paths.current_catalogue())

@@ -16,12 +16,15 @@ from artefact.api.http.audit import AuditLog
 from artefact.api.http.deps import ServiceState
 from artefact.api.http.engine import Engine
 from artefact.api.http.metrics import Metrics
-from artefact.api.http.middleware import BodyLimit, request_metrics
+from artefact.api.http.gate import Gate, OpenMode
+from artefact.api.http.middleware import BodyLimit, SecurityHeaders, request_metrics
+from artefact.api.http.ratelimit import RateLimiter
 from artefact.api.http.routes import admin, audit, health, images, objects, search, web
 from artefact.api.http.schemas import ErrorOut
 from artefact.api.http.security import KeyStore
 from artefact.api.settings import Settings
 from artefact.embed.errors import ArtefactError
+from artefact.embed.fileio import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +43,14 @@ def _load_engine(state: ServiceState, engine: Engine | None) -> None:
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """Build the service. The engine (model + index) loads at start-up, not at import."""
     paths = settings.paths
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
+    keys = KeyStore(paths.access)
     state = ServiceState(
-        settings=settings, metrics=Metrics(), keys=KeyStore(paths.access),
+        settings=settings, metrics=Metrics(), keys=keys,
         audit=AuditLog(paths.audit, paths.audit_photos, settings.audit_keep_photos, settings.audit_retention_days),
+        # Decided here, once: a key created later ends it, a key revoked never brings it back.
+        open_mode=OpenMode(keys, settings.host),
+        search_limit=RateLimiter(settings.search_rate_per_minute),
     )
 
     @asynccontextmanager
@@ -67,12 +74,15 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         responses={code: {"model": ErrorOut, "description": text} for code, text in errors.ERROR_RESPONSES.items()},
     )
     app.state.service = state
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+    # Innermost first: each add_middleware wraps the ones before it.
+    errors.install(app)  # an unexpected error becomes a JSON 500 inside every other layer
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.middleware("http")(request_metrics(state.metrics))
-    errors.install(app)
+    app.add_middleware(Gate, keys=state.keys, audit=state.audit, open_mode=state.open_mode)
+    if settings.cors_origins:  # off unless configured: the page is served from here, same origin
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+    app.add_middleware(SecurityHeaders)
     for module in (health, search, audit, objects, images, admin, web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(web.WEB_DIR)), name="static")

@@ -1,42 +1,190 @@
-"""Audit trail: every search (who, when, which photo hash, filters, results) as proof of due diligence."""
+"""Audit trail: every search (who, when, which photo hash, filters, results) as proof of due diligence,
+and every authenticated request with its outcome, in one hash chain that `verify` checks.
+
+Each row of the chain (`trail`) holds the SHA-256 of the row before it, and a search's row holds
+the SHA-256 of its search record, so changing, removing or inserting any row or record breaks
+the chain at that row. Removing rows from the end is only visible against a head hash noted
+elsewhere (`verify` prints it).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
 import threading
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Optional
 
-from artefact.embed.fileio import utc_now
+from artefact.embed.fileio import private_dir, private_file, utc_now
 
 log = logging.getLogger(__name__)
 
+GENESIS = "0" * 64  # the `prev_hash` of the first row
+SCHEMA_VERSION = 2
+
+
+def canonical(value: Any) -> bytes:
+    """The one byte form that is hashed: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    """What `AuditLog.verify` found: rows checked, the head hash, and the first problem (None: intact)."""
+
+    rows: int
+    searches: int
+    head: str
+    problem: Optional[str] = None
+    broken_seq: Optional[int] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
 
 class AuditLog:
-    """Search records in HOME/audit.sqlite; query photos optionally kept for a retention period."""
+    """Search records and the request trail in HOME/audit.sqlite; query photos optionally kept for a while."""
 
     def __init__(self, path: Path, photo_dir: Path, keep_photos: bool, retention_days: int) -> None:
         self._lock = threading.Lock()
         self.photo_dir = photo_dir
         self.keep_photos = keep_photos
         self.retention = timedelta(days=retention_days)
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+        self.db = sqlite3.connect(str(private_file(path)), isolation_level=None, check_same_thread=False, timeout=30.0)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS searches (search_id TEXT PRIMARY KEY, at TEXT NOT NULL, "
-            "key_name TEXT NOT NULL, kind TEXT NOT NULL, query TEXT NOT NULL, filters TEXT NOT NULL, "
-            "k INTEGER NOT NULL, threshold REAL NOT NULL, verdict TEXT NOT NULL, results TEXT NOT NULL, "
-            "model TEXT NOT NULL, photos_kept TEXT NOT NULL DEFAULT '[]')"
-        )
-        self.db.execute("CREATE INDEX IF NOT EXISTS searches_at ON searches(at)")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock, self._transaction():
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version < 1:
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS searches (search_id TEXT PRIMARY KEY, at TEXT NOT NULL, "
+                    "key_name TEXT NOT NULL, kind TEXT NOT NULL, query TEXT NOT NULL, filters TEXT NOT NULL, "
+                    "k INTEGER NOT NULL, threshold REAL NOT NULL, verdict TEXT NOT NULL, results TEXT NOT NULL, "
+                    "model TEXT NOT NULL, photos_kept TEXT NOT NULL DEFAULT '[]')"
+                )
+                self.db.execute("CREATE INDEX IF NOT EXISTS searches_at ON searches(at)")
+            if version < 2:
+                self.db.execute(
+                    "CREATE TABLE trail (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL, "
+                    "key_name TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL)"
+                )
+                # Searches recorded before the chain existed join it now, oldest first.
+                old = self.db.execute("SELECT search_id FROM searches ORDER BY at, search_id").fetchall()
+                for (search_id,) in old:
+                    self._chain_search(search_id)
+                if old:
+                    log.info("audit trail: %d earlier search records chained", len(old))
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): appends from several processes stay in one chain."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()
 
+    # -- the chain ----------------------------------------------------------------------------
+    def _append(self, event: str, key_name: str, detail: dict[str, Any], at: str | None = None) -> str:
+        """Add one row to the chain (inside the caller's transaction); returns its hash."""
+        last = self.db.execute("SELECT seq, row_hash FROM trail ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        row = {"seq": seq, "at": at or utc_now().isoformat(timespec="milliseconds"), "event": event,
+               "key_name": key_name, "detail": detail, "prev_hash": prev}
+        row_hash = sha256_hex(canonical(row))
+        self.db.execute("INSERT INTO trail VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (seq, row["at"], event, key_name, json.dumps(detail, ensure_ascii=False), prev, row_hash))
+        return row_hash
+
+    def _record_hash(self, search_id: str) -> str | None:
+        r = self.db.execute("SELECT * FROM searches WHERE search_id = ?", (search_id,)).fetchone()
+        return sha256_hex(canonical(self._sealed(self._row(r)))) if r else None
+
+    @staticmethod
+    def _sealed(record: dict[str, Any]) -> dict[str, Any]:
+        # Kept query photos are purged after the retention period: housekeeping, not the record.
+        return {k: v for k, v in record.items() if k != "photos_kept"}
+
+    def _chain_search(self, search_id: str) -> None:
+        r = self.db.execute("SELECT at, key_name FROM searches WHERE search_id = ?", (search_id,)).fetchone()
+        self._append("search", r[1], {"search_id": search_id, "record_sha256": self._record_hash(search_id)}, at=r[0])
+
+    def record_request(self, key_name: str, method: str, path: str, status: int, client: str = "") -> None:
+        """One authenticated attempt and its outcome (status code)."""
+        with self._lock, self._transaction():
+            self._append("request", key_name, {"method": method, "path": path, "status": status, "client": client})
+
+    def verify(self) -> ChainCheck:
+        """Check every row's hash, its link to the row before, and every search record against its row."""
+        with self._lock:
+            rows = searches = 0
+            prev, expected_seq = GENESIS, 1
+            chained: set[str] = set()
+            cur = self.db.execute("SELECT seq, at, event, key_name, detail, prev_hash, row_hash FROM trail ORDER BY seq")
+            for seq, at, event, key_name, detail_text, prev_hash, row_hash in cur:
+                rows += 1
+
+                def broken(why: str, seq: int = seq) -> ChainCheck:
+                    return ChainCheck(rows - 1, searches, prev, f"row {seq}: {why}", seq)
+
+                try:
+                    detail = json.loads(detail_text)
+                except json.JSONDecodeError:
+                    return broken("detail is not JSON")
+                if seq != expected_seq:
+                    return broken(f"expected row {expected_seq} here: rows are missing")
+                if prev_hash != prev:
+                    return broken("does not link to the row before it (a row was changed, removed or inserted)")
+                row = {"seq": seq, "at": at, "event": event, "key_name": key_name, "detail": detail,
+                       "prev_hash": prev_hash}
+                if sha256_hex(canonical(row)) != row_hash:
+                    return broken("its content does not match its hash (the row was changed)")
+                if event == "search":
+                    searches += 1
+                    search_id = str(detail.get("search_id"))
+                    actual = self._record_hash(search_id)
+                    if actual is None:
+                        return broken(f"search record {search_id} is missing")
+                    if actual != detail.get("record_sha256"):
+                        return broken(f"search record {search_id} was changed")
+                    chained.add(search_id)
+                prev, expected_seq = row_hash, seq + 1
+            for (search_id,) in self.db.execute("SELECT search_id FROM searches ORDER BY at"):
+                if search_id not in chained:
+                    return ChainCheck(rows, searches, prev, f"search record {search_id} is not in the chain (inserted)")
+        return ChainCheck(rows, searches, prev)
+
+    def trail(self, since: str | None = None) -> Iterator[dict[str, Any]]:
+        """The chain's rows from `since` (ISO-8601 UTC) on, oldest first."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT seq, at, event, key_name, detail, prev_hash, row_hash FROM trail WHERE at >= ? ORDER BY seq",
+                (since or "",),
+            ).fetchall()
+        for seq, at, event, key_name, detail, prev_hash, row_hash in rows:
+            yield {"seq": seq, "at": at, "event": event, "key_name": key_name, "detail": json.loads(detail),
+                   "prev_hash": prev_hash, "row_hash": row_hash}
+
+    # -- search records -------------------------------------------------------------------------
     def record_search(
         self,
         key_name: str,
@@ -50,17 +198,17 @@ class AuditLog:
         model: str,
         photos: list[tuple[str, bytes]] | None = None,
     ) -> dict[str, Any]:
-        """Store one search and return its record (what an officer may download)."""
+        """Store one search, chained, and return its record (what an officer may download)."""
         search_id = uuid.uuid4().hex
         at = utc_now().isoformat(timespec="milliseconds")
         kept: list[str] = []
         if self.keep_photos and photos:
-            self.photo_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.photo_dir)
             for n, (sha, data) in enumerate(photos):
                 path = self.photo_dir / f"{search_id}-{n}-{sha[:16]}"
                 path.write_bytes(data)
                 kept.append(path.name)
-        with self._lock:
+        with self._lock, self._transaction():
             self.db.execute(
                 "INSERT INTO searches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -69,6 +217,7 @@ class AuditLog:
                     model, json.dumps(kept),
                 ),
             )
+            self._chain_search(search_id)
         return self.get(search_id) or {}
 
     def _row(self, r: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
@@ -94,6 +243,25 @@ class AuditLog:
     def export_jsonl(self, since: str | None = None) -> str:
         """The search log from `since` on, one JSON record per line (UTF-8, not escaped)."""
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.export(since))
+
+    def evidence_of(self, object_id: str) -> list[tuple[str, int]]:
+        """(search id, rank) of every search result that named `object_id` (their evidence images show it)."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT s.search_id, CAST(r.key AS INTEGER) + 1 FROM searches s, json_each(s.results) r "
+                "WHERE json_extract(r.value, '$.object_id') = ?", (object_id,),
+            ).fetchall()
+        return [(str(sid), int(rank)) for sid, rank in rows]
+
+    def result_objects(self, search_ids: Iterable[str]) -> dict[tuple[str, int], str]:
+        """(search id, rank) -> object id, for the searches named (the evidence images' subjects)."""
+        out: dict[tuple[str, int], str] = {}
+        with self._lock:
+            for search_id in search_ids:
+                row = self.db.execute("SELECT results FROM searches WHERE search_id = ?", (search_id,)).fetchone()
+                for rank, result in enumerate(json.loads(row[0]) if row else [], start=1):
+                    out[(search_id, rank)] = str(result.get("object_id", ""))
+        return out
 
     def purge_photos(self) -> int:
         """Delete kept query photos older than the retention period; returns how many."""

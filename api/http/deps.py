@@ -10,8 +10,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from artefact.api.http.audit import AuditLog
 from artefact.api.http.engine import Engine
-from artefact.api.http.errors import Forbidden, NotReady, Unauthorized
+from artefact.api.http.errors import Forbidden, NotReady, RateLimited, Unauthorized
+from artefact.api.http.gate import Caller, OpenMode
 from artefact.api.http.metrics import Metrics
+from artefact.api.http.ratelimit import RateLimiter
 from artefact.api.http.security import KeyStore, Principal, role_allows
 from artefact.api.settings import Settings
 
@@ -24,6 +26,8 @@ class ServiceState:
     keys: KeyStore
     audit: AuditLog
     metrics: Metrics
+    open_mode: OpenMode
+    search_limit: RateLimiter
     engine: Optional[Engine] = None
     ready: bool = False
     error: Optional[str] = None
@@ -60,20 +64,19 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 def get_principal(
-    state: StateDep,
+    request: Request,
     creds: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)],
     api_key: Annotated[Optional[str], Depends(_api_key_header)],
 ) -> Principal:
-    """The caller, from `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
-    token = api_key or (creds.credentials if creds else None)
-    if state.keys.active_count() == 0:
-        return Principal("anonymous", "admin")  # open mode: loopback only (checked at serve)
-    if not token:
-        raise Unauthorized("an API key is required (Authorization: Bearer <key> or X-API-Key)")
-    key = state.keys.authenticate(token)
-    if key is None:
-        raise Unauthorized("unknown or revoked API key")
-    return Principal(key.name, key.role)
+    """The caller, from `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+
+    The gate (api/http/gate.py) has read the key already, so that attempts refused before any
+    route runs are audited too; `creds` and `api_key` only document the schemes in OpenAPI.
+    """
+    caller: Caller | None = getattr(request.state, "caller", None)
+    if caller is None or caller.principal is None:
+        raise Unauthorized(caller.problem if caller else "an API key is required")
+    return caller.principal
 
 
 def at_least(needed: str) -> Callable[[Principal], Principal]:
@@ -87,6 +90,16 @@ def at_least(needed: str) -> Callable[[Principal], Principal]:
     return check
 
 
+def rate_limited_searcher(who: Annotated[Principal, Depends(at_least("officer"))], state: StateDep) -> Principal:
+    """An officer (or higher) whose key has searches left this minute."""
+    wait = state.search_limit.take(who.name)
+    if wait:
+        raise RateLimited(f"search limit of {state.settings.search_rate_per_minute} a minute reached for key "
+                          f"{who.name!r}; retry in {wait} s", retry_after=wait)
+    return who
+
+
 Officer = Annotated[Principal, Depends(at_least("officer"))]
+Searcher = Annotated[Principal, Depends(rate_limited_searcher)]
 Curator = Annotated[Principal, Depends(at_least("curator"))]
 Admin = Annotated[Principal, Depends(at_least("admin"))]

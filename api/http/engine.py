@@ -13,14 +13,16 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
 from artefact.api.http.errors import ImageNotFoundError, ObjectExistsError
+from artefact.api.http.files import THUMBNAIL_SIDE, ServiceFiles
 from artefact.api.settings import Settings
 from artefact.embed.embedder import Embedder
 from artefact.embed.errors import ArtefactError
@@ -31,7 +33,7 @@ from artefact.embed.preprocess import MIN_DECODE_SIDE, PreprocessConfig, load_ph
 from artefact.index.bundle.freshness import freshness
 from artefact.index.catalogue import BUNDLE_META, SearchFilters
 from artefact.index.errors import IndexMismatchError, ObjectNotFoundError
-from artefact.index.ingest import PreparedPhoto, store_photos
+from artefact.index.ingest import PreparedPhoto, follow_photos, write_photos
 from artefact.index.library import Library
 from artefact.index.records import ImageRecord, ObjectRecord
 from artefact.index.search import Evidence, SearchResult, default_threshold, embed_queries, rank
@@ -39,8 +41,6 @@ from artefact.index.verification import DEFAULT_KIND, Features, draw_evidence
 from artefact.index.verification import extract as extract_features
 
 log = logging.getLogger(__name__)
-
-THUMBNAIL_SIDE = 320
 
 
 class BatchingEmbedder:
@@ -110,6 +110,19 @@ class PhotoInput:
     height: int
     image: Image.Image
     features: Features | None
+    number: int = 1  # its place among the request's photos, from 1 (for messages)
+
+
+def _unique(photos: Sequence[PhotoInput]) -> tuple[list[PhotoInput], list[str]]:
+    """The photos without repeats (the same bytes sent twice), and a warning for each repeat."""
+    first: dict[str, PhotoInput] = {}
+    warnings = []
+    for p in photos:
+        if p.sha256 in first:
+            warnings.append(f"photo {p.number}: same photo as photo {first[p.sha256].number} of this request; stored once")
+        else:
+            first[p.sha256] = p
+    return list(first.values()), warnings
 
 
 @dataclass
@@ -141,8 +154,7 @@ class Engine:
         # One decode per core, and no more than memory holds at the pixel cap (each may take ~8 bytes a pixel).
         slots = settings.decode_slots or decode_slots(os.cpu_count() or 2, available_memory_bytes(), settings.max_pixels)
         self.decode_slots = threading.BoundedSemaphore(slots)
-        paths = settings.paths
-        self.thumb_dir, self.upload_dir, self.evidence_dir = paths.thumbnails, paths.uploads, paths.evidence
+        self.files = ServiceFiles(settings.paths)
 
     def close(self) -> None:
         self.batcher.close()
@@ -199,7 +211,14 @@ class Engine:
                         timings={"decode": decode_ms, "embed": (t1 - t0) * 1e3})
 
     # -- catalogue edits ---------------------------------------------------------------
-    def create_object(self, record: ObjectRecord, photos: Sequence[PhotoInput], actor: str) -> list[int]:
+    def create_object(self, record: ObjectRecord, photos: Sequence[PhotoInput], actor: str) -> list[str]:
+        """Create a record with its photos: all of it or nothing. Returns warnings (photos skipped or noted).
+
+        The photos are embedded first, without the lock; then the record, its photos and their
+        vectors are written in one transaction, so no kill leaves a record without its photos.
+        """
+        photos, warnings = _unique(photos)
+        xb = self._embed(photos)
         with self.lock, self.library.writing():
             self.library.refresh()
             catalogue = self.library.catalogue
@@ -209,37 +228,62 @@ class Engine:
                 pass
             else:
                 raise ObjectExistsError(f"an object with id {record.object_id!r} exists already; update it instead")
-            with catalogue.transaction():
+            with self._photo_files(record.object_id, photos) as paths, catalogue.transaction():
                 pk, _ = catalogue.upsert_object(record)
-                catalogue.log_change(actor, "create", record.object_id, {"photos": len(photos)})
-            ids = self._store(pk, record.object_id, photos)
+                ids, old, problems = write_photos(catalogue, self._prepared(pk, record.object_id, photos, paths), xb)
+                catalogue.log_change(actor, "create", record.object_id, {"photos": len(ids)})
+            follow_photos(self.library, ids, old, xb)
             self.library.save()
-            return ids
+        return warnings + [p.problem for p in problems]
 
-    def add_photos(self, object_id: str, photos: Sequence[PhotoInput], actor: str) -> list[int]:
+    def add_photos(self, object_id: str, photos: Sequence[PhotoInput], actor: str) -> list[str]:
+        """Attach photos to an object; one already attached is skipped. Returns warnings."""
+        photos, warnings = _unique(photos)
+        xb = self._embed(photos)
         with self.lock, self.library.writing():
             self.library.refresh()
             catalogue = self.library.catalogue
             pk = catalogue.object_pk(object_id)  # 404 before any file is written
-            ids = self._store(pk, object_id, photos)
-            catalogue.log_change(actor, "add-photos", object_id, {"image_ids": ids})
+            attached = {k.sha256: k.image_id for k in catalogue.known_images(pk).values()}
+            keep = [n for n, p in enumerate(photos) if p.sha256 not in attached]
+            warnings += [f"photo {p.number}: already attached to {object_id} as image {attached[p.sha256]}; skipped"
+                         for p in photos if p.sha256 in attached]
+            photos, xb = [photos[n] for n in keep], xb[keep]
+            if not photos:
+                return warnings
+            with self._photo_files(object_id, photos) as paths, catalogue.transaction():
+                ids, old, problems = write_photos(catalogue, self._prepared(pk, object_id, photos, paths), xb)
+                catalogue.log_change(actor, "add-photos", object_id, {"image_ids": ids})
+            follow_photos(self.library, ids, old, xb)
             self.library.save()
-            return ids
+        return warnings + [p.problem for p in problems]
 
-    def _store(self, pk: int, object_id: str, photos: Sequence[PhotoInput]) -> list[int]:
-        folder = self.upload_dir / hashlib.sha256(object_id.encode()).hexdigest()[:16]
-        folder.mkdir(parents=True, exist_ok=True)
-        prepared = []
-        for p in photos:
-            path = folder / p.sha256
-            if not path.exists():  # named by its content: written once, whole or not at all
-                atomic_write_bytes(path, p.data)
-            prepared.append(
-                PreparedPhoto(pk, object_id, path.name, path, p.sha256, len(p.data), path.stat().st_mtime_ns,
+    def _embed(self, photos: Sequence[PhotoInput]) -> np.ndarray:
+        if not photos:
+            return np.zeros((0, self.embedder.description.dim), dtype=np.float32)
+        return self.batcher.embed_prepared([p.array for p in photos])
+
+    @contextmanager
+    def _photo_files(self, object_id: str, photos: Sequence[PhotoInput]) -> Iterator[list[Path]]:
+        """Write uploaded photos to their files before the transaction that refers to them;
+        if that transaction fails, the files it would have added are removed again."""
+        folder = self.files.upload_folder(object_id)
+        paths = [folder / p.sha256 for p in photos]
+        new = [path for path in paths if not path.exists()]
+        try:
+            for p, path in zip(photos, paths):
+                if path in new:  # named by its content: written once, whole or not at all
+                    atomic_write_bytes(path, p.data)
+            yield paths
+        except BaseException:
+            self.files.remove(new)
+            raise
+
+    @staticmethod
+    def _prepared(pk: int, object_id: str, photos: Sequence[PhotoInput], paths: Sequence[Path]) -> list[PreparedPhoto]:
+        return [PreparedPhoto(pk, object_id, path.name, path, p.sha256, len(p.data), path.stat().st_mtime_ns,
                               p.array, p.width, p.height, None, p.features.to_row() if p.features else None)
-            )
-        ids, _ = store_photos(self.library, self.batcher, prepared)
-        return ids
+                for p, path in zip(photos, paths)]
 
     def update_object(self, object_id: str, changes: dict[str, str], actor: str) -> ObjectRecord:
         with self.lock, self.library.writing():
@@ -256,9 +300,15 @@ class Engine:
         with self.lock, self.library.writing():
             return self.library.set_status(object_id, status, actor)
 
-    def delete_object(self, object_id: str, actor: str) -> int:
+    def delete_object(self, object_id: str, actor: str, evidence: Sequence[tuple[str, int]] = ()) -> int:
+        """Delete an object with its photos and vectors; once committed, its uploaded photos, thumbnails and
+        the evidence images named by `evidence` (search id, rank) are removed. Returns the vectors removed."""
         with self.lock, self.library.writing():
-            return self.library.remove_object(object_id, actor)
+            images = self.library.catalogue.object_images(object_id)
+            removed = self.library.remove_object(object_id, actor)
+            # Still under the writer lock: a create of the same id cannot reuse a file about to go.
+            self.files.remove(self.files.of_object(images, evidence))
+        return removed
 
     # -- reads ------------------------------------------------------------------------
     def image_file(self, image_id: int) -> Path:
@@ -271,11 +321,21 @@ class Engine:
             raise ImageNotFoundError(f"catalogue photo {image_id} is missing on disk ({path.name})")
         return path
 
+    def photo(self, image_id: int) -> tuple[Path, str]:
+        """A catalogue photo's file and its media type, read from the file's content (uploads have no extension)."""
+        path = self.image_file(image_id)
+        try:
+            with Image.open(path) as img:  # reads the header only
+                media_type = Image.MIME.get(img.format or "", "application/octet-stream")
+        except (OSError, ValueError, Image.DecompressionBombError):
+            media_type = "application/octet-stream"
+        return path, media_type
+
     def thumbnail(self, image_id: int) -> Path:
         """A JPEG thumbnail, generated once and cached under HOME/thumbnails."""
         source = self.image_file(image_id)
-        self.thumb_dir.mkdir(parents=True, exist_ok=True)
-        target = self.thumb_dir / f"{image_id}-{THUMBNAIL_SIDE}.jpg"
+        target = self.files.thumbnail(image_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
         if not target.is_file():
             img: Image.Image = load_image(source, max_pixels=self.settings.max_pixels, min_side=THUMBNAIL_SIDE)
             img.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
@@ -298,7 +358,7 @@ class Engine:
     def evidence_path(self, search_id: str, rank: int) -> Path:
         if not search_id.isalnum():
             raise ImageNotFoundError("no such evidence image")
-        return self.evidence_dir / f"{search_id}-{int(rank)}.jpg"
+        return self.files.evidence(search_id, rank)
 
     def object_view(self, object_id: str) -> ObjectView:
         """An object and its photos (raises ObjectNotFoundError)."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from artefact.embed.errors import (
     ArtefactError,
@@ -50,10 +53,19 @@ class ImageNotFoundError(ArtefactError):
     """No such catalogue photo (or evidence image)."""
 
 
+class RateLimited(ArtefactError):
+    """A key made more searches than its per-minute limit; `retry_after` seconds until the next."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # Most specific first: each error type maps to one status, its message becomes the detail.
 ERROR_STATUS: tuple[tuple[type[ArtefactError], int], ...] = (
     (Unauthorized, 401),
     (Forbidden, 403),
+    (RateLimited, 429),
     (NotReady, 503),
     (TooManyPhotos, 413),
     (ImageTooLargeError, 413),
@@ -80,6 +92,8 @@ ERROR_RESPONSES: dict[int, str] = {
     409: "the object exists already, or the index was built with another model",
     413: "request, photo, photo count or pixel count over the limit",
     415: f"not an image in an accepted format ({SUPPORTED_FORMATS})",
+    429: "the key's search rate limit is reached (Retry-After)",
+    500: "unexpected error; the body's error_id finds it in the service log",
     503: "the model and index are still loading (Retry-After)",
 }
 
@@ -91,7 +105,10 @@ def status_of(exc: ArtefactError) -> int:
 async def artefact_error(request: Request, exc: ArtefactError) -> JSONResponse:
     """The one handler for the package's errors: status from the table, the message as detail."""
     status = status_of(exc)
-    return JSONResponse({"detail": str(exc)}, status_code=status, headers=STATUS_HEADERS.get(status))
+    headers = dict(STATUS_HEADERS.get(status, {}))
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers or None)
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -103,13 +120,42 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     return JSONResponse({"detail": exc.detail}, status_code=status, headers=exc.headers)
 
 
-async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return JSONResponse({"detail": "internal error; the service log has the details"}, status_code=500)
+class UnexpectedErrors:
+    """Pure ASGI, inside the other middleware: any other exception becomes a 500 JSON answer with an error id
+    that is logged with the traceback. Not an `Exception` handler: Starlette runs that one outermost and
+    re-raises after answering, and the server then drops the client's keep-alive connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # half an answer is out: only closing the connection can tell the client
+                raise
+            error_id = uuid.uuid4().hex[:16]
+            log.error("unexpected error %s on %s %s", error_id, scope.get("method"), scope.get("path"), exc_info=exc)
+            body = json.dumps({"detail": f"internal error {error_id}; the service log has the details",
+                               "error_id": error_id}).encode()
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
 
 
 def install(app: FastAPI) -> None:
-    """Register the handlers on an app."""
+    """Register the handlers on an app (call before adding other middleware: the catch-all goes innermost)."""
     app.exception_handler(ArtefactError)(artefact_error)
     app.exception_handler(StarletteHTTPException)(http_error)
-    app.exception_handler(Exception)(unexpected)
+    app.add_middleware(UnexpectedErrors)

@@ -19,10 +19,14 @@ from artefact.index.records import (
 
 # The largest `k` or `rerank` a request may ask for (larger: 422); `Settings.max_k` caps the answer below it.
 K_BOUND = 100
+# Every integer a client sends is bounded (larger: 422, never an overflow inside SQLite or FAISS).
+ID_BOUND = 2**63 - 1  # image ids are SQLite rowids (int64)
+OFFSET_BOUND = 1_000_000_000  # list pages: far past any catalogue
 
 
 class ErrorOut(BaseModel):
     detail: str
+    error_id: Optional[str] = Field(None, description="on a 500: the id of the logged error")
 
 
 class ImageOut(BaseModel):
@@ -50,6 +54,12 @@ class ObjectOut(BaseModel):
     def of(cls, record: ObjectRecord, images: list[ImageRecord]) -> "ObjectOut":
         return cls(id=record.object_id, fields={f: record.fields.get(f, "") for f in RECORD_FIELDS},
                    extra=record.extra, images=[ImageOut.of(i) for i in images])
+
+
+class ObjectChangeOut(ObjectOut):
+    """An object after photos were given to it (create, add photos), with what was skipped and why."""
+
+    warnings: list[str] = Field([], description="photos skipped (sent twice, already attached) or stored with a note")
 
 
 class HitOut(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 import sqlite3
 import threading
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from artefact.embed.errors import ArtefactError
-from artefact.embed.fileio import utc_iso
+from artefact.embed.fileio import private_file, utc_iso
 
 ROLES = ("officer", "curator", "admin")
 KEY_PREFIX = "ak_"
@@ -18,6 +19,17 @@ KEY_PREFIX = "ak_"
 
 class ApiKeyError(ArtefactError):
     """Unknown key name, duplicate name or bad role."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a host name or address is this machine only (localhost, 127.0.0.0/8, ::1)."""
+    host = host.strip().lower().strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def role_allows(role: str, needed: str) -> bool:
@@ -52,12 +64,14 @@ class KeyStore:
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+        self.db = sqlite3.connect(str(private_file(path)), isolation_level=None, check_same_thread=False, timeout=30.0)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS api_keys (name TEXT PRIMARY KEY, role TEXT NOT NULL, "
             "key_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT, last_used_at TEXT)"
         )
+        # Once a key has existed, the installation never goes back to open mode (see `ever_had_keys`).
+        self.db.execute("CREATE TABLE IF NOT EXISTS access_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
     def close(self) -> None:
         self.db.close()
@@ -69,12 +83,16 @@ class KeyStore:
         if not name.strip():
             raise ApiKeyError("a key needs a name (who or what uses it)")
         token = KEY_PREFIX + secrets.token_urlsafe(32)
+        now = utc_iso()
         with self._lock:
             try:
-                self.db.execute(
-                    "INSERT INTO api_keys (name, role, key_hash, created_at) VALUES (?, ?, ?, ?)",
-                    (name.strip(), role, hash_key(token), utc_iso()),
-                )
+                with self.db:  # the key and the first-key marker together
+                    self.db.execute("BEGIN IMMEDIATE")
+                    self.db.execute(
+                        "INSERT INTO api_keys (name, role, key_hash, created_at) VALUES (?, ?, ?, ?)",
+                        (name.strip(), role, hash_key(token), now),
+                    )
+                    self.db.execute("INSERT OR IGNORE INTO access_meta VALUES ('first_key_at', ?)", (now,))
             except sqlite3.IntegrityError as exc:
                 raise ApiKeyError(f"a key named {name!r} exists already; revoke it or pick another name") from exc
         return token
@@ -98,15 +116,24 @@ class KeyStore:
         with self._lock:
             return int(self.db.execute("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL").fetchone()[0])
 
+    def ever_had_keys(self) -> bool:
+        """Whether a key was ever created here, revoked ones included: then a key is always required."""
+        with self._lock:
+            marker = self.db.execute("SELECT 1 FROM access_meta WHERE key = 'first_key_at'").fetchone()
+            return marker is not None or self.db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+
     def authenticate(self, token: str) -> ApiKey | None:
         """The active key for a token, or None."""
+        key = self.identify(token)
+        return key if key is not None and key.revoked_at is None else None
+
+    def identify(self, token: str) -> ApiKey | None:
+        """The key a token belongs to, revoked or not (an active one is marked used), or None."""
         with self._lock:
             row = self.db.execute(
-                "SELECT name, role, created_at, revoked_at, last_used_at FROM api_keys "
-                "WHERE key_hash = ? AND revoked_at IS NULL",
+                "SELECT name, role, created_at, revoked_at, last_used_at FROM api_keys WHERE key_hash = ?",
                 (hash_key(token),),
             ).fetchone()
-            if row is None:
-                return None
-            self.db.execute("UPDATE api_keys SET last_used_at = ? WHERE name = ?", (utc_iso(), row[0]))
-        return ApiKey(*row)
+            if row is not None and row[3] is None:
+                self.db.execute("UPDATE api_keys SET last_used_at = ? WHERE name = ?", (utc_iso(), row[0]))
+        return ApiKey(*row) if row is not None else None

@@ -30,4 +30,6 @@ def prepare_photos(
     """Decode each upload (typed image errors on bad ones); returns the photos and the milliseconds it took."""
     t0 = time.perf_counter()
     photos = [eng.prepare(read_upload(u, max_bytes), local_features=local_features) for u in uploads]
+    for number, photo in enumerate(photos, start=1):
+        photo.number = number
     return photos, (time.perf_counter() - t0) * 1e3

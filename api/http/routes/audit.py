@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, Response
 
 from artefact.api.http.audit import AuditLog
 from artefact.api.http.deps import Admin, AuditDep, EngineDep, Officer
+from artefact.api.http.schemas import K_BOUND
 from artefact.api.http.security import Principal, role_allows
 from artefact.index.errors import ObjectNotFoundError
 
@@ -30,7 +32,8 @@ def get_search(search_id: str, who: Officer, audit: AuditDep) -> dict[str, Any]:
 
 @router.get("/searches/{search_id}/evidence/{rank}", response_class=FileResponse,
             summary="Why a match: query and catalogue photo with the verified correspondences drawn")
-def get_evidence(search_id: str, rank: int, who: Officer, audit: AuditDep, eng: EngineDep) -> FileResponse:
+def get_evidence(search_id: str, rank: Annotated[int, Path(ge=1, le=K_BOUND)], who: Officer, audit: AuditDep,
+                 eng: EngineDep) -> FileResponse:
     _own_record(audit, search_id, who)
     path = eng.evidence_path(search_id, rank)
     if not path.is_file():
@@ -46,6 +49,16 @@ def export_audit(who: Admin, audit: AuditDep,
                  since: Annotated[Optional[str], Query(max_length=40, description="ISO-8601 UTC lower bound")] = None,
                  ) -> Response:
     return Response(audit.export_jsonl(since), media_type="application/x-ndjson")
+
+
+@router.get("/audit/trail", summary="Export the hash-chained trail of authenticated requests and searches (admin)",
+            responses={200: {"description": "one chain row per line",
+                             "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
+def export_trail(who: Admin, audit: AuditDep,
+                 since: Annotated[Optional[str], Query(max_length=40, description="ISO-8601 UTC lower bound")] = None,
+                 ) -> Response:
+    return Response("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in audit.trail(since)),
+                    media_type="application/x-ndjson")
 
 
 @router.get("/audit/changes", summary="Catalogue changes: who changed what, when (admin)")

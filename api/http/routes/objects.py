@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
-from artefact.api.http.deps import Curator, EngineDep, Officer, SettingsDep
+from artefact.api.http.deps import AuditDep, Curator, EngineDep, Officer, SettingsDep
 from artefact.api.http.engine import Engine
-from artefact.api.http.schemas import DeletedOut, FieldsIn, ObjectOut, StatusIn
+from artefact.api.http.schemas import OFFSET_BOUND, DeletedOut, FieldsIn, ObjectChangeOut, ObjectOut, StatusIn
 from artefact.api.http.uploads import check_count, prepare_photos
 from artefact.embed.images import SUPPORTED_FORMATS
 from artefact.index.catalogue import SearchFilters
@@ -31,7 +31,7 @@ def _view(eng: Engine, object_id: str) -> ObjectOut:
 def list_objects(
     who: Officer, eng: EngineDep,
     status: FilterQuery = "", object_type: FilterQuery = "", country: FilterQuery = "", source: FilterQuery = "",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0, le=OFFSET_BOUND)] = 0,
 ) -> list[ObjectOut]:
     filters = SearchFilters.parse({"status": [status], "object_type": [object_type], "country": [country],
                                    "source": [source]}, include_recovered=True)
@@ -56,25 +56,31 @@ def _parse_record(raw: str) -> ObjectRecord:
     return record_from_mapping(data)  # the rules for ids and values (RecordError: 422), as for manifests
 
 
-@router.post("", response_model=ObjectOut, status_code=201, summary="Create an object with its photos (curator)")
+def _changed(eng: Engine, object_id: str, warnings: list[str]) -> ObjectChangeOut:
+    view = eng.object_view(object_id)
+    return ObjectChangeOut(**ObjectOut.of(view.record, view.images).model_dump(), warnings=warnings)
+
+
+@router.post("", response_model=ObjectChangeOut, status_code=201, summary="Create an object with its photos (curator)")
 def create_object(
     who: Curator, eng: EngineDep, settings: SettingsDep,
     record: Annotated[str, Form(max_length=100_000, description='JSON: {"id": ..., "title": ..., "status": ...}')],
     photos: Photos,
-) -> ObjectOut:
+) -> ObjectChangeOut:
     obj = _parse_record(record)
     check_count(photos, settings.max_photos)
     inputs, _ = prepare_photos(eng, photos, settings.max_photo_bytes)
-    eng.create_object(obj, inputs, who.name)
-    return _view(eng, obj.object_id)
+    warnings = eng.create_object(obj, inputs, who.name)
+    return _changed(eng, obj.object_id, warnings)
 
 
-@router.post("/{object_id:path}/photos", response_model=ObjectOut, summary="Add photos (curator)")
-def add_photos(object_id: str, who: Curator, eng: EngineDep, settings: SettingsDep, photos: Photos) -> ObjectOut:
+@router.post("/{object_id:path}/photos", response_model=ObjectChangeOut,
+             summary="Add photos (curator); one already attached is skipped with a warning")
+def add_photos(object_id: str, who: Curator, eng: EngineDep, settings: SettingsDep, photos: Photos) -> ObjectChangeOut:
     check_count(photos, settings.max_photos)
     inputs, _ = prepare_photos(eng, photos, settings.max_photo_bytes)
-    eng.add_photos(object_id, inputs, who.name)
-    return _view(eng, object_id)
+    warnings = eng.add_photos(object_id, inputs, who.name)
+    return _changed(eng, object_id, warnings)
 
 
 @router.patch("/{object_id:path}", response_model=ObjectOut, summary="Correct record fields (curator)")
@@ -94,5 +100,7 @@ def set_status(object_id: str, body: StatusIn, who: Curator, eng: EngineDep) -> 
 
 @router.delete("/{object_id:path}", response_model=DeletedOut,
                summary="Delete an object, its photos and vectors (curator)")
-def delete_object(object_id: str, who: Curator, eng: EngineDep) -> dict[str, Any]:
-    return {"deleted": object_id, "vectors_removed": eng.delete_object(object_id, who.name)}
+def delete_object(object_id: str, who: Curator, eng: EngineDep, audit: AuditDep) -> dict[str, Any]:
+    # The evidence images drawn from this object's photos go with it (the search records stay).
+    removed = eng.delete_object(object_id, who.name, evidence=audit.evidence_of(object_id))
+    return {"deleted": object_id, "vectors_removed": removed}

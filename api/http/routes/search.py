@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from artefact.api.http.deps import EngineDep, Officer, ServiceState, StateDep
+from artefact.api.http.deps import EngineDep, Searcher, ServiceState, StateDep
 from artefact.api.http.engine import Engine, PhotoInput
 from artefact.api.http.errors import NoTextTower
 from artefact.api.http.schemas import K_BOUND, HitOut, ImageOut, MatchOut, ObjectOut, SearchOut, TextQuery
@@ -26,7 +26,7 @@ FilterForm = Annotated[str, Form(max_length=200)]
 
 @router.post("/photo", response_model=SearchOut, summary="Search with one or more photos of the same object")
 def search_photo(
-    who: Officer,
+    who: Searcher,
     state: StateDep,
     eng: EngineDep,
     photos: Annotated[list[UploadFile], File(description=f"photos of one object ({SUPPORTED_FORMATS})")],
@@ -54,7 +54,7 @@ def search_photo(
 
 
 @router.post("/text", response_model=SearchOut, summary="Search by a text description (CLIP models)")
-def search_text(who: Officer, state: StateDep, eng: EngineDep, body: TextQuery) -> SearchOut:
+def search_text(who: Searcher, state: StateDep, eng: EngineDep, body: TextQuery) -> SearchOut:
     if not eng.embedder.has_text:
         raise NoTextTower(
             f"the index's model {eng.embedder.description.label()} has no text tower: text search needs a CLIP model"
