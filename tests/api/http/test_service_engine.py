@@ -4,7 +4,6 @@ search that will not re-rank does not pay for keypoints."""
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -35,14 +34,19 @@ def test_decode_slots_bound_concurrent_decodes(engine_factory, catalogue_jpeg: b
     busy = 0
     most = 0
     lock = threading.Lock()
+    full = threading.Event()  # set once three decodes run at once: an event, not a guess at timing
 
     def counting_load(*args: Any, **kwargs: Any):
         nonlocal busy, most
         with lock:
             busy += 1
             most = max(most, busy)
+            if busy >= 3:
+                full.set()
         try:
-            time.sleep(0.05)  # long enough for all 8 threads to pile up here if nothing held them back
+            # The first decodes hold their slot until the slots are full, so the count reaches 3 whatever
+            # the machine's speed; with no bound, the other threads pile in past 3 meanwhile.
+            full.wait(timeout=30)
             return real(*args, **kwargs)
         finally:
             with lock:
