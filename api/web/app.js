@@ -469,10 +469,20 @@ function queryFigure(query, hit) {
     el("figcaption", { text: caption }));
 }
 
-/** `key`'s text with `value` (a number, an address, a reference) kept on one line. */
-function withUnbroken(key, name, value) {
-  const [before, after = ""] = t(key, { [name]: "\u0000" }).split("\u0000");
-  return [before, el("span", { class: "nobreak", text: value }), after];
+/** `key`'s text with each value of `vars` (a number, an address, a reference) kept whole and
+ * isolated from the direction of the words around it (<bdi>): no mid-word breaks, and no
+ * reordering of "SAMPLE-2026-0101" inside Arabic text. */
+function withData(key, vars) {
+  const names = Object.keys(vars);
+  const marks = Object.fromEntries(names.map((name, i) => [name, `\u0000${i}\u0000`]));
+  return t(key, marks).split("\u0000").map((part, i) =>
+    (i % 2 ? el("bdi", { class: "nobreak", text: String(vars[names[Number(part)]]) }) : part)).filter((p) => p !== "");
+}
+
+/** A field's value on the page: references, ids and contacts break only between words. */
+function fieldContent(name, value) {
+  if (!["id", "case_reference", "contact"].includes(name)) return fieldValue(name, value);
+  return String(value).split(/(\s+)/).map((word) => (/^\s*$/.test(word) ? word : el("bdi", { class: "nobreak", text: word })));
 }
 
 function matchCard(match, response, query) {
@@ -497,9 +507,9 @@ function matchCard(match, response, query) {
     others.length ? el("div", { class: "thumbs" }, others.map((im) => catalogueImg(im, `${t("catalogue_photo")}: ${title}`))) : null,
     match.evidence_url ? evidenceFigure(match, title) : null,
     el("dl", { class: "fields" },
-      el("div", {}, el("dt", { text: fieldLabel("id") }), el("dd", { text: match.object.id })),
+      el("div", {}, el("dt", { text: fieldLabel("id") }), el("dd", {}, fieldContent("id", match.object.id))),
       SHOWN_FIELDS.filter((name) => f[name]).map((name) =>
-        el("div", { class: `field-${name}` }, el("dt", { text: fieldLabel(name) }), el("dd", { text: fieldValue(name, f[name]) })))),
+        el("div", { class: `field-${name}` }, el("dt", { text: fieldLabel(name) }), el("dd", {}, fieldContent(name, f[name]))))),
     techDetails(match, response),
     el("button", { type: "button", class: "secondary open-record", text: t("open_record"),
       "aria-label": `${t("open_record")}: ${title}`, onclick: () => openRecord(match.object.id) }));
@@ -547,16 +557,16 @@ function caseBlock(match, verdict, response) {
     time: `${response.at_utc.replace("T", " ").slice(0, 19)}`, officer: state.who?.name || "",
   };
   const actions = [
-    ...phones.map((p) => el("a", { class: "action action-call", href: `tel:${p.tel}` }, withUnbroken("call_action", "phone", p.shown))),
+    ...phones.map((p) => el("a", { class: "action action-call", href: `tel:${p.tel}` }, withData("call_action", { phone: p.shown }))),
     ...emails.map((address) => el("a", { class: "action action-mail",
-      href: mailtoHref(address, t("mail_subject", mail), t("mail_body", mail)) }, withUnbroken("email_action", "address", address))),
+      href: mailtoHref(address, t("mail_subject", mail), t("mail_body", mail)) }, withData("email_action", { address }))),
     f.case_reference ? el("button", { type: "button", class: "action action-copy", "data-copy": f.case_reference,
       onclick: () => copyCaseReference(f.case_reference) }, t("copy_case_action")) : null,
   ];
   return el("div", { class: "verdict-case" },
-    el("p", { class: "verdict-object" }, el("strong", { text: title }), " · ", el("span", { class: "nobreak", text: match.object.id })),
+    el("p", { class: "verdict-object" }, el("strong", { text: title }), " · ", el("bdi", { class: "nobreak", text: match.object.id })),
     f.status ? el("p", { class: `verdict-status status-${f.status}` }, `${fieldLabel("status")}: `, el("strong", { text: statusWord(f.status) })) : null,
-    f.case_reference ? el("p", { class: "verdict-ref" }, withUnbroken("case_reference_is", "ref", f.case_reference)) : null,
+    f.case_reference ? el("p", { class: "verdict-ref" }, withData("case_reference_is", { ref: f.case_reference })) : null,
     f.contact && !phones.length && !emails.length ? el("p", {}, `${fieldLabel("contact")}: `, f.contact) : null,
     el("div", { class: "case-actions" }, actions),
     el("p", { class: "copy-note", role: "status" }));
@@ -595,8 +605,8 @@ function renderResults(response, query) {
   renderVerdict(response, verdict, shown);
   const time = response.at_utc.replace("T", " ").slice(0, 19);
   fill($("search-ref"),
-    response.short_id ? [el("strong", { class: "short-ref" }, withUnbroken("short_reference", "short", response.short_id)), " · "] : null,
-    `${t("search_reference", { id: response.search_id, time })}. ${t("record_saved")}`);
+    response.short_id ? [el("strong", { class: "short-ref" }, withData("short_reference", { short: response.short_id })), " · "] : null,
+    withData("search_reference", { id: response.search_id, time }), `. ${t("record_saved")}`);
   $("sheet-pdf").hidden = !response.sheet_pdf_url;
   fill($("match-list"), shown.map((m) => matchCard(m, response, query)));
   $("nearest").hidden = hiddenOnes.length === 0;
@@ -738,9 +748,9 @@ function renderRecord(obj) {
       el("figure", {}, catalogueImg(im, `${title}: ${t("photo_n", { n: i + 1 })}`, { full: true }),
         el("figcaption", { text: `${t("photo_n", { n: i + 1 })} (${im.width} × ${im.height})` })))),
     el("dl", { class: "fields record-fields" },
-      el("div", {}, el("dt", { text: fieldLabel("id") }), el("dd", { text: obj.id })),
+      el("div", {}, el("dt", { text: fieldLabel("id") }), el("dd", {}, fieldContent("id", obj.id))),
       RECORD_FIELDS.filter((name) => f[name]).map((name) =>
-        el("div", { class: `field-${name}` }, el("dt", { text: fieldLabel(name) }), el("dd", { text: fieldValue(name, f[name]) }))),
+        el("div", { class: `field-${name}` }, el("dt", { text: fieldLabel(name) }), el("dd", {}, fieldContent(name, f[name])))),
       Object.entries(obj.extra || {}).map(([k, v]) =>
         el("div", {}, el("dt", { text: k.replace(/_/g, " ") }), el("dd", { text: typeof v === "string" ? v : JSON.stringify(v) })))),
     canEdit ? statusForm(obj) : null);
@@ -841,10 +851,10 @@ function renderWords() {
     return el("li", { class: "word-hit", "data-object": o.id },
       o.images[0] ? catalogueImg(o.images[0], `${t("catalogue_photo")}: ${title}`) : null,
       el("div", {},
-        el("strong", { text: title }), " · ", el("span", { class: "nobreak", text: o.id }),
+        el("strong", { text: title }), " · ", el("bdi", { class: "nobreak", text: o.id }),
         el("br"),
         o.fields.status ? el("span", { class: "word-status", text: statusWord(o.fields.status) }) : null,
-        o.fields.case_reference ? [" · ", withUnbroken("case_reference_is", "ref", o.fields.case_reference)] : null),
+        o.fields.case_reference ? [" · ", withData("case_reference_is", { ref: o.fields.case_reference })] : null),
       el("button", { type: "button", class: "secondary", text: t("open_record"),
         "aria-label": `${t("open_record")}: ${title}`, onclick: () => openRecord(o.id) }));
   }));

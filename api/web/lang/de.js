@@ -66,7 +66,7 @@ export default {
   words_help: "Titel, Hersteller, Material, Inschrift oder Aktenzeichen. Akzente und Groß-/Kleinschreibung spielen keine Rolle.",
   words_label: "Wörter",
   words_button: "Wörter suchen",
-  words_found: "{n} Einträge enthalten diese Wörter",
+  words_found: "Einträge mit diesen Wörtern: {n}",
   words_none: "Kein Eintrag enthält diese Wörter.",
 
   text_title: "Suche per Beschreibung",

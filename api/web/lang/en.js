@@ -71,7 +71,7 @@ export default {
   words_help: "Title, maker, material, inscription or case reference. Accents and capital letters do not matter.",
   words_label: "Words",
   words_button: "Search words",
-  words_found: "{n} records contain these words",
+  words_found: "Records with these words: {n}",
   words_none: "No record contains these words.",
 
   // text search

@@ -66,7 +66,7 @@ export default {
   words_help: "Título, autor, material, inscripción o referencia del caso. Los acentos y las mayúsculas no importan.",
   words_label: "Palabras",
   words_button: "Buscar palabras",
-  words_found: "{n} fichas contienen estas palabras",
+  words_found: "Fichas con estas palabras: {n}",
   words_none: "Ninguna ficha contiene estas palabras.",
 
   text_title: "Búsqueda por descripción",

@@ -66,7 +66,7 @@ export default {
   words_help: "Titre, auteur, matériau, inscription ou référence de l'affaire. Les accents et les majuscules ne comptent pas.",
   words_label: "Mots",
   words_button: "Rechercher les mots",
-  words_found: "{n} fiches contiennent ces mots",
+  words_found: "Fiches contenant ces mots : {n}",
   words_none: "Aucune fiche ne contient ces mots.",
 
   text_title: "Recherche par description",

@@ -66,7 +66,7 @@ export default {
   words_help: "Titolo, autore, materiale, iscrizione o riferimento del caso. Accenti e maiuscole non contano.",
   words_label: "Parole",
   words_button: "Cerca le parole",
-  words_found: "{n} schede contengono queste parole",
+  words_found: "Schede con queste parole: {n}",
   words_none: "Nessuna scheda contiene queste parole.",
 
   text_title: "Ricerca per descrizione",

@@ -66,7 +66,7 @@ export default {
   words_help: "Título, autor, material, inscrição ou referência do processo. Acentos e maiúsculas não contam.",
   words_label: "Palavras",
   words_button: "Pesquisar palavras",
-  words_found: "{n} fichas contêm estas palavras",
+  words_found: "Fichas com estas palavras: {n}",
   words_none: "Nenhuma ficha contém estas palavras.",
 
   text_title: "Pesquisa por descrição",

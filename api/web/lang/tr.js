@@ -66,7 +66,7 @@ export default {
   words_help: "Başlık, yapan, malzeme, yazıt veya dosya numarası. Aksan işaretleri ve büyük harfler önemli değildir.",
   words_label: "Kelimeler",
   words_button: "Kelimeleri ara",
-  words_found: "Bu kelimeleri içeren {n} kayıt var",
+  words_found: "Bu kelimeleri içeren kayıt sayısı: {n}",
   words_none: "Bu kelimeleri içeren kayıt yok.",
 
   text_title: "Tanımla arama",

@@ -66,7 +66,7 @@ export default {
   words_help: "名称、作者、材质、铭文或案件编号。不区分大小写和重音符号。",
   words_label: "关键词",
   words_button: "查询文字",
-  words_found: "{n} 条记录包含这些词",
+  words_found: "包含这些词的记录：{n} 条",
   words_none: "没有记录包含这些词。",
 
   text_title: "按描述查询",

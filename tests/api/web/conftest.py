@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from web_helpers import CHROMIUM, CHROMIUM_ARGS, PHONE, SAMPLE, Visit, start_server
+from web_helpers import CHROMIUM, CHROMIUM_ARGS, PHONE, SAMPLE, Gate, Visit, start_server
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -46,11 +46,23 @@ def web_home(tmp_path_factory: pytest.TempPathFactory, offline_embedder: Any) ->
 
 
 @pytest.fixture(scope="session")
-def server(web_home: tuple[Path, dict[str, str]]) -> Iterator[str]:
+def shared_gate() -> Gate:
+    return Gate()
+
+
+@pytest.fixture(scope="session")
+def server(web_home: tuple[Path, dict[str, str]], shared_gate: Gate) -> Iterator[str]:
     """The shared, read-mostly service (only test_web_page's curator test adds an object to it)."""
-    base, stop = start_server(web_home[0])
+    base, stop = start_server(web_home[0], shared_gate)
     yield base
     stop()
+
+
+@pytest.fixture
+def gate(shared_gate: Gate) -> Iterator[Gate]:
+    """The shared service's answer gate (open unless the test holds it; opened again after)."""
+    yield shared_gate
+    shared_gate.open()
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ def test_verdict_is_at_the_top_of_the_screen_with_the_case_inside(
         v.page.click("#search-button")
     v.page.wait_for_selector("#results:not([hidden])")
     v.top_in_view("#verdict")
+    v.screenshot(f"{'phone' if touch else 'desktop'}-verdict", full_page=False)  # what the officer sees first
     verdict = v.page.locator("#verdict")
     text = verdict.inner_text()
     assert "Strong match" in text or "Possible match" in text
@@ -39,12 +40,16 @@ def test_verdict_is_at_the_top_of_the_screen_with_the_case_inside(
     mail = verdict.locator("a.action-mail")
     assert mail.count() == 1 and "sample-desk@example.org" in mail.inner_text()
     # The case reference is never broken across lines.
-    lines = v.page.evaluate("""() => {
-        const span = document.querySelector('#verdict .verdict-ref .nobreak');
-        const range = document.createRange(); range.selectNodeContents(span);
+    # The case reference and the contact are never broken inside a word (no "SAMPLE-2026-/0101"),
+    # in the verdict card nor in the result card's fields.
+    lines = v.page.evaluate("""() => [
+        '#verdict .verdict-ref .nobreak', '#verdict .action-mail .nobreak',
+        '#match-list > li:first-child .field-case_reference dd', '#match-list > li:first-child .field-contact dd',
+    ].map(sel => {
+        const range = document.createRange(); range.selectNodeContents(document.querySelector(sel));
         return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
-    }""")
-    assert lines == 1
+    })""")
+    assert lines == [1, 1, 1, 1], lines
     # The actions are large enough for a gloved thumb.
     for box in (mail.bounding_box(), verdict.locator("button.action-copy").bounding_box()):
         assert box is not None and box["height"] >= 44
@@ -56,7 +61,6 @@ def test_verdict_is_at_the_top_of_the_screen_with_the_case_inside(
     details = tech.inner_text()
     assert "similarity" in details and "match threshold" in details and "efficientnet" in details.lower()
     v.no_horizontal_overflow()
-    v.screenshot(f"{'phone' if touch else 'desktop'}-verdict", full_page=False)
 
 
 def test_email_and_copy_carry_the_case_and_the_search_record(visit: Any, web_home: tuple[Path, dict[str, str]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -35,7 +36,45 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(home: Path) -> tuple[str, Callable[[], None]]:
+class Gate:
+    """Holds the service's answers to searches, as a slow service would, until the test opens it.
+
+    The search itself runs in full (the upload is received, the photo searched); only the answer
+    waits, so the page's upload progress is real and only the wait is simulated.
+    """
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.held = 0  # answers that reached the gate while it was holding
+
+    def hold(self) -> None:
+        self.holding, self.held = True, 0
+
+    def open(self) -> None:
+        self.holding = False
+
+
+def gated(app: Any, gate: Gate) -> Any:
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/search/") or not gate.holding:
+            await app(scope, receive, send)
+            return
+        answer: list[Any] = []
+
+        async def keep(message: Any) -> None:
+            answer.append(message)
+
+        await app(scope, receive, keep)
+        gate.held += 1
+        while gate.holding:
+            await asyncio.sleep(0.05)
+        for message in answer:
+            await send(message)
+
+    return wrapped
+
+
+def start_server(home: Path, gate: Gate | None = None) -> tuple[str, Callable[[], None]]:
     """The real service (uvicorn, real start-up) on a free loopback port; returns its URL and a stop function."""
     import uvicorn
 
@@ -44,7 +83,9 @@ def start_server(home: Path) -> tuple[str, Callable[[], None]]:
 
     app = create_app(Settings(home=home, offline=True))
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(gated(app, gate) if gate else app, host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="on")
+    srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, name="web-test-server", daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
