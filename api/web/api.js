@@ -25,10 +25,6 @@ export function currentKey() {
   return key;
 }
 
-export function isRemembered() {
-  return Boolean(localStorage.getItem(KEY_STORE));
-}
-
 /** Hold the access code for this tab, or (remember) on this device until sign-out. */
 export function setKey(value, remember = false) {
   key = value;

@@ -2,7 +2,7 @@
 import { t, setLanguage, availableLanguages, currentLanguage, preferredLanguage, LANGUAGES, translatePage } from "./i18n.js";
 import { likelihoodPercent, matchStrength, searchVerdict } from "./strength.js";
 import { $, el, fill, reveal } from "./dom.js";
-import { ApiError, Stopped, api, upload, currentKey, setKey, forgetKey, isRemembered } from "./api.js";
+import { ApiError, Stopped, api, upload, currentKey, setKey, forgetKey } from "./api.js";
 import { SEND_SIDE, MAX_CROP_SIDE, cropRegion, decodeUpright, examinePhoto, sentName, toJpeg } from "./photos.js";
 import { openCrop, wireCrop } from "./crop.js";
 import { mailtoHref, parseContact } from "./contact.js";
@@ -36,7 +36,7 @@ function errorText(err) {
   if (err.plain) return { main: err.message, detail: "" };
   if (!(err instanceof ApiError)) return { main: t("error_other", { status: "?" }), detail: String(err) };
   const known = { 0: "error_network", 401: "error_401", 403: "error_403", 404: "error_404", 409: "error_409",
-    413: "error_413", 415: "error_415", 422: "error_422", 503: "error_503" };
+    413: "error_413", 415: "error_415", 422: "error_422", 429: "error_429", 503: "error_503" };
   const main = known[err.status] ? t(known[err.status]) : t("error_other", { status: err.status });
   return { main, detail: err.status === 0 ? "" : err.detail };
 }
@@ -52,10 +52,11 @@ function showError(err, place = null) {
   const box = $("message");
   fill(box, el("strong", { text: main }), detail ? el("span", { class: "detail", text: t("error_details", { detail }) }) : null);
   box.classList.toggle("message-quiet", err instanceof Stopped && err.reason === "cancelled");
-  if (place) place.before(box);
+  const signedOut = err instanceof ApiError && err.status === 401 && state.who; // back to the sign-in view
+  if (place && !signedOut) place.before(box);
   else $("main").prepend(box);
   box.hidden = false;
-  if (err instanceof ApiError && err.status === 401 && state.who) signOut(false);
+  if (signedOut) signOut(false);
   else if (place) reveal(box, "center");
 }
 
@@ -104,7 +105,8 @@ function fieldLabel(name) {
 }
 
 function statusWord(status) {
-  return status ? t(`status_${status}`) : "";
+  const word = status ? t(`status_${status}`) : "";
+  return word === `status_${status}` ? status : word; // a status newer than the page's tables: as it is
 }
 
 function fieldValue(name, value) {
@@ -133,7 +135,7 @@ async function start() {
 
 // A sign-in link (made by `artefact keys create --qr`) carries the code after "#key=". Browsers
 // never send the fragment to a server, and the page takes it out of the address (and so out of
-// the history) before anything else runs. The code is kept for this tab only.
+// the history) before it signs in or shows anything. The code is kept for this tab only.
 function takeKeyFromLink() {
   const params = new URLSearchParams(location.hash.slice(1));
   if (!params.has("key")) return;
@@ -163,7 +165,12 @@ async function enter() {
     showError(err);
     return showSignIn();
   }
-  await loadStats();
+  try {
+    await loadStats();
+  } catch (err) {
+    showError(err);
+    return showSignIn();
+  }
   showApp();
 }
 
@@ -205,8 +212,7 @@ async function pasteKey() {
     if (text) $("key-input").value = text;
     $("key-input").focus();
   } catch {
-    fill($("message"), el("strong", { text: t("paste_failed") }));
-    $("message").hidden = false;
+    showError(plainError(t("paste_failed")));
   }
 }
 
@@ -277,6 +283,7 @@ function addPhotos(files) {
       Object.assign(photo, found, { pending: false });
       setPhotoUrl(photo, photo.reduced?.blob || (photo.previewable ? photo.original : null));
       if (state.photos.includes(photo)) renderPhotos();
+      else setPhotoUrl(photo, null); // removed while it was being looked at
     });
     state.photos.push(photo);
   }
@@ -307,7 +314,7 @@ function renderPhotos() {
       size ? el("span", { class: "photo-name", text: t("photo_sent_size", { width: size.width, height: size.height }) }) : null,
       el("div", { class: "row" },
         p.previewable ? el("button", { type: "button", class: "secondary", text: t("crop_button"), "data-crop": p.id,
-          "aria-label": `${t("crop_button")}: ${label}`, onclick: (e) => openCrop(p, () => document.querySelector(`[data-crop="${p.id}"]`)) }) : null,
+          "aria-label": `${t("crop_button")}: ${label}`, onclick: () => openCrop(p, () => document.querySelector(`[data-crop="${p.id}"]`)) }) : null,
         el("button", { type: "button", class: "secondary", text: t("remove_button"),
           "aria-label": `${t("remove_button")}: ${label}`, onclick: () => removePhoto(p) })));
   }));
@@ -702,7 +709,7 @@ async function printRecord() {
       row(t("print_post"), "")),
     ),
     el("div", { class: "print-photos" },
-      queryImgs.map((img, i) => figure(img, `${t("print_query_photos")} ${i + 1}`)),
+      queryImgs.map((img, i) => figure(img, `${t("print_query_photos")}: ${t("photo_n", { n: i + 1 })}`)),
       query.kind === "text" ? el("blockquote", { text: query.text }) : null,
       figure(matchImg, t("print_match_photo"))),
     figure(evidenceImg, t("print_evidence")),

@@ -193,6 +193,7 @@ export default {
   error_413: "Das Foto ist zu groß für den Dienst. Nehmen Sie es mit geringerer Auflösung erneut auf oder schneiden Sie es zu.",
   error_415: "Diese Datei ist kein Bild, das der Dienst lesen kann. Verwenden Sie ein Foto (JPEG, PNG, HEIC, WebP…).",
   error_422: "Die Anfrage konnte nicht verarbeitet werden. Prüfen Sie das Foto und die eingegebenen Werte.",
+  error_429: "Zu viele Suchen mit diesem Zugangscode in kurzer Zeit. Warten Sie eine Minute und suchen Sie dann erneut.",
   error_503: "Der Dienst ist noch nicht bereit. Versuchen Sie es in einigen Sekunden erneut.",
   error_network: "Der Dienst ist nicht erreichbar. Prüfen Sie die Verbindung zum Server.",
   error_other: "Etwas ist schiefgegangen (Fehler {status}).",

@@ -206,6 +206,7 @@ export default {
   error_413: "The photo is too large for the service. Take it again at a lower resolution or crop it.",
   error_415: "This file is not an image the service can read. Use a photo (JPEG, PNG, HEIC, WebP…).",
   error_422: "The request could not be processed. Check the photo and the values entered.",
+  error_429: "Too many searches with this access code in a short time. Wait a minute, then search again.",
   error_503: "The service is not ready yet. Try again in a few seconds.",
   error_network: "The service could not be reached. Check the connection to the server.",
   error_other: "Something went wrong (error {status}).",

@@ -193,6 +193,7 @@ export default {
   error_413: "La foto es demasiado grande para el servicio. Hágala de nuevo con menos resolución o recórtela.",
   error_415: "Este archivo no es una imagen que el servicio pueda leer. Use una foto (JPEG, PNG, HEIC, WebP…).",
   error_422: "No se pudo procesar la solicitud. Compruebe la foto y los valores introducidos.",
+  error_429: "Demasiadas búsquedas con este código de acceso en poco tiempo. Espere un minuto y vuelva a buscar.",
   error_503: "El servicio aún no está listo. Inténtelo de nuevo en unos segundos.",
   error_network: "No se pudo contactar con el servicio. Compruebe la conexión con el servidor.",
   error_other: "Algo salió mal (error {status}).",

@@ -193,6 +193,7 @@ export default {
   error_413: "La photo est trop grande pour le service. Reprenez-la en plus basse résolution ou recadrez-la.",
   error_415: "Ce fichier n'est pas une image que le service sait lire. Utilisez une photo (JPEG, PNG, HEIC, WebP…).",
   error_422: "La demande n'a pas pu être traitée. Vérifiez la photo et les valeurs saisies.",
+  error_429: "Trop de recherches avec ce code d'accès en peu de temps. Attendez une minute, puis relancez la recherche.",
   error_503: "Le service n'est pas encore prêt. Réessayez dans quelques secondes.",
   error_network: "Le service est injoignable. Vérifiez la connexion au serveur.",
   error_other: "Une erreur s'est produite (erreur {status}).",

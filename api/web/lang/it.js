@@ -193,6 +193,7 @@ export default {
   error_413: "La foto è troppo grande per il servizio. Rifalla a una risoluzione più bassa o ritagliala.",
   error_415: "Questo file non è un'immagine che il servizio sa leggere. Usa una foto (JPEG, PNG, HEIC, WebP…).",
   error_422: "Non è stato possibile elaborare la richiesta. Controlla la foto e i valori inseriti.",
+  error_429: "Troppe ricerche con questo codice di accesso in poco tempo. Attendi un minuto, poi ripeti la ricerca.",
   error_503: "Il servizio non è ancora pronto. Riprova tra qualche secondo.",
   error_network: "Il servizio non è raggiungibile. Controlla la connessione al server.",
   error_other: "Qualcosa è andato storto (errore {status}).",

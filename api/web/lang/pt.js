@@ -193,6 +193,7 @@ export default {
   error_413: "A fotografia é demasiado grande para o serviço. Tire-a de novo com menor resolução ou recorte-a.",
   error_415: "Este ficheiro não é uma imagem que o serviço consiga ler. Use uma fotografia (JPEG, PNG, HEIC, WebP…).",
   error_422: "Não foi possível processar o pedido. Verifique a fotografia e os valores introduzidos.",
+  error_429: "Demasiadas pesquisas com este código de acesso em pouco tempo. Aguarde um minuto e pesquise de novo.",
   error_503: "O serviço ainda não está pronto. Tente de novo dentro de alguns segundos.",
   error_network: "Não foi possível contactar o serviço. Verifique a ligação ao servidor.",
   error_other: "Algo correu mal (erro {status}).",

@@ -193,6 +193,7 @@ export default {
   error_413: "Fotoğraf hizmet için çok büyük. Daha düşük çözünürlükte yeniden çekin ya da kırpın.",
   error_415: "Bu dosya hizmetin okuyabildiği bir görüntü değil. Bir fotoğraf kullanın (JPEG, PNG, HEIC, WebP…).",
   error_422: "İstek işlenemedi. Fotoğrafı ve girilen değerleri denetleyin.",
+  error_429: "Bu erişim koduyla kısa sürede çok fazla arama yapıldı. Bir dakika bekleyip yeniden arayın.",
   error_503: "Hizmet henüz hazır değil. Birkaç saniye sonra yeniden deneyin.",
   error_network: "Hizmete ulaşılamadı. Sunucu bağlantısını denetleyin.",
   error_other: "Bir şeyler ters gitti (hata {status}).",

@@ -140,3 +140,17 @@ def test_connection_error_box_has_no_stray_null(visit: Any) -> None:
     message = v.page.wait_for_selector("#message:not([hidden])")
     assert message.inner_text().strip() == "The service could not be reached. Check the connection to the server."
     assert "null" not in v.page.inner_text("body")
+
+
+def test_the_search_limit_is_explained(visit: Any, web_home: tuple[Path, dict[str, str]]) -> None:
+    _, keys = web_home
+    v = visit(PHONE_390)
+    v.sign_in(keys["officer"])
+    detail = "search limit of 120 a minute reached for key 'officer-1'"
+    v.page.route("**/v1/search/photo",
+                 lambda route: route.fulfill(status=429, json={"detail": detail}, headers={"Retry-After": "30"}))
+    v.add_photos(PAINTING_QUERY)
+    v.page.click("#search-button")
+    text = v.page.wait_for_selector("#message:not([hidden])").inner_text()
+    assert "Too many searches with this access code" in text and detail in text
+    assert v.page.is_hidden("#results") and v.page.is_visible("#app-view"), "still signed in"
