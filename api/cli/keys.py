@@ -8,10 +8,11 @@ from contextlib import closing
 from artefact.api.cli.common import EXIT_OK, print_json
 from artefact.api.http.security import ApiKey, KeyStore
 from artefact.api.settings import Settings
+from artefact.embed.fileio import private_dir
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
     with closing(KeyStore(settings.paths.access)) as store:
         token = store.create(args.name, args.role)
     if args.json:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from artefact.api.cli import bench, bundle, index, keys, model, objects, search, serve, signing
+from artefact.api.cli import audit, bench, bundle, index, keys, model, objects, search, serve, signing
 from artefact.api.cli import eval as evaluation
 from artefact.api.cli.common import SWITCHES, run_command
 from artefact.api.http.security import ROLES
@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="artefact", description="Search catalogues of stolen and looted cultural objects by photo.", parents=[common]
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_index, _add_objects, _add_search, _add_serve, _add_keys, _add_eval, _add_bench_build, _add_model,
-                bundle.register, signing.register):
+    for add in (_add_index, _add_objects, _add_search, _add_serve, _add_keys, _add_audit, _add_eval, _add_bench_build,
+                _add_model, bundle.register, signing.register):
         add(sub, common)
     return parser
 
@@ -120,8 +120,17 @@ def _add_serve(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", parents=[common], help="run the HTTP API (and web page)")
     p.add_argument("--host", help=f"address to bind (default {_default('host')})")
     p.add_argument("--port", type=int, help=f"port (default {_default('port')})")
-    p.add_argument("--insecure", action="store_true", help="allow a non-loopback address without API keys")
+    p.add_argument("--tls-cert", type=Path, help="TLS certificate chain (PEM); with --tls-key, serve HTTPS")
+    p.add_argument("--tls-key", type=Path, help="TLS private key (PEM)")
+    p.add_argument("--trusted-proxy", action="append", metavar="ADDR",
+                   help="a reverse proxy whose X-Forwarded-For/-Proto are believed (repeatable); env ARTEFACT_TRUSTED_PROXIES")
     p.set_defaults(func=serve.cmd_serve)
+
+
+def _add_audit(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    group = sub.add_parser("audit", help="the service's audit trail").add_subparsers(dest="sub", required=True, metavar="SUB")
+    group.add_parser("verify", parents=[common], help="check the hash chain of searches and requests (exit 1 if broken)"
+                     ).set_defaults(func=audit.cmd_verify)
 
 
 def _add_keys(sub: Subparsers, common: argparse.ArgumentParser) -> None:

@@ -1,26 +1,71 @@
-"""`artefact serve`: run the HTTP API and web page, refusing an open network address without API keys."""
+"""`artefact serve`: run the HTTP API and web page; open (no keys) on loopback only, TLS or a loud warning off it."""
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 from contextlib import closing
+from pathlib import Path
+from typing import Any
 
 from artefact.api.cli.common import EXIT_OK, UsageError
-from artefact.api.http.security import KeyStore
+from artefact.api.http.security import KeyStore, is_loopback
 from artefact.api.settings import Settings
+from artefact.embed.fileio import private_dir
 
 log = logging.getLogger("artefact")
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def serve_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """The settings `serve` runs with: flags over environment, checked before anything listens.
+
+    Raises:
+        UsageError: open mode off loopback, half a TLS pair, or a TLS file that is missing.
+    """
+    updates: dict[str, Any] = {"host": args.host or settings.host, "port": args.port or settings.port}
+    if getattr(args, "tls_cert", None):
+        updates["tls_cert"] = args.tls_cert
+    if getattr(args, "tls_key", None):
+        updates["tls_key"] = args.tls_key
+    if getattr(args, "trusted_proxy", None):
+        updates["trusted_proxies"] = args.trusted_proxy
+    settings = settings.model_copy(update=updates)
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise UsageError("TLS needs both --tls-cert and --tls-key (PEM files)")
+    for path in (settings.tls_cert, settings.tls_key):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"TLS file {path} does not exist")
+    private_dir(settings.home)
+    with closing(KeyStore(settings.paths.access)) as keys:
+        ever_keyed = keys.ever_had_keys()
+    if not ever_keyed and not is_loopback(settings.host):
+        raise UsageError(
+            f"refusing to listen on {settings.host} with no API keys: anyone on the network could search and edit. "
+            "Create keys first (`artefact keys create --role officer --name NAME`); open mode is for this machine only."
+        )
+    return settings
+
+
+def transport_warning(settings: Settings) -> str | None:
+    """The loud warning for plain HTTP off loopback, or None."""
+    if settings.tls_cert is not None or is_loopback(settings.host):
+        return None
+    return ("\n*** PLAIN HTTP ON A NETWORK ADDRESS ***\n"
+            f"Listening on {settings.host}:{settings.port} without TLS: API keys, query photos and records cross "
+            "the network in clear. Pass --tls-cert and --tls-key, or listen on 127.0.0.1 behind a TLS reverse "
+            "proxy (docs/deployment.md).\n")
+
+
+def uvicorn_options(settings: Settings, quiet: bool) -> dict[str, Any]:
+    """What uvicorn.run gets besides the app: address, TLS files, and whose forwarding headers it believes."""
+    return {
+        "host": settings.host, "port": settings.port, "log_level": "warning" if quiet else "info",
+        "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
+        "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default; here only from configured proxies.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) if settings.trusted_proxies else "",
+    }
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -31,19 +76,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from artefact.api.http.allocator import tune_for_service
     from artefact.api.http.app import create_app
 
-    host = args.host or settings.host
-    port = args.port or settings.port
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings = serve_settings(args, settings)
+    warning = transport_warning(settings)
+    if warning:
+        log.warning(warning)
     with closing(KeyStore(settings.paths.access)) as keys:
-        n_keys = keys.active_count()
-    if n_keys == 0 and not is_loopback(host) and not (args.insecure or settings.insecure):
-        raise UsageError(
-            f"refusing to listen on {host} with no API keys: anyone on the network could search and edit. "
-            "Create keys first (`artefact keys create --role officer --name NAME`), or pass --insecure."
-        )
-    if n_keys == 0:
-        log.warning("no API keys configured: the service is open to anyone who can reach %s:%s", host, port)
+        if not keys.ever_had_keys():
+            log.warning("no API key was ever created: open mode, anyone on this machine may search and edit "
+                        "(answers %s only)", settings.host)
     applied = tune_for_service()  # before uvicorn starts its threads, so they obey it
     log.debug("malloc settings applied: %s", applied)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning" if args.quiet else "info")
+    uvicorn.run(create_app(settings), **uvicorn_options(settings, args.quiet))
     return EXIT_OK

@@ -89,7 +89,7 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink()) if folder.is_dir() else []
 
 
-def find_orphans(home: Home, catalogue: Catalogue, audit: AuditLog) -> list[Path]:
+def find_orphans(home: Home, catalogue: Catalogue, audit: AuditLog | None) -> list[Path]:
     """Files in the uploads, thumbnails and evidence folders that no catalogue row or search result refers to.
 
     Call it holding the library's writer lock: a create writes its photo files just before its commit.
@@ -102,7 +102,7 @@ def find_orphans(home: Home, catalogue: Catalogue, audit: AuditLog) -> list[Path
         if m is None or int(m.group(1)) not in images:
             orphans.append(path)
     evidence = [(p, _EVIDENCE.fullmatch(p.name)) for p in _files(home.evidence)]
-    subjects = audit.result_objects({m.group(1) for _, m in evidence if m})
+    subjects = audit.result_objects({m.group(1) for _, m in evidence if m}) if audit is not None else {}
     exists: dict[str, bool] = {}
     for path, m in evidence:
         subject = subjects.get((m.group(1), int(m.group(2)))) if m else None
@@ -117,10 +117,22 @@ def find_orphans(home: Home, catalogue: Catalogue, audit: AuditLog) -> list[Path
     return orphans
 
 
-def sweep_orphans(home: Home, catalogue: Catalogue, audit: AuditLog, dry_run: bool = False) -> list[Path]:
+def sweep_orphans(home: Home, catalogue: Catalogue, audit: AuditLog | None, dry_run: bool = False) -> list[Path]:
     """Remove (or with `dry_run` only list) the orphaned files; empty upload folders go too."""
     orphans = find_orphans(home, catalogue, audit)
     if not dry_run and orphans:
         ServiceFiles(home).remove(orphans)
         log.info("removed %d orphaned files", len(orphans))
     return orphans
+
+
+def sweep_home(home: Home, catalogue: Catalogue, dry_run: bool = False) -> list[Path]:
+    """`sweep_orphans` for a command: with the home's audit log when there is one (without it, no search
+    record names an evidence image, so none is kept). Call it holding the library's writer lock."""
+    if not home.audit.is_file():
+        return sweep_orphans(home, catalogue, None, dry_run)
+    audit = AuditLog(home.audit, home.audit_photos, keep_photos=False, retention_days=0)
+    try:
+        return sweep_orphans(home, catalogue, audit, dry_run)
+    finally:
+        audit.close()
