@@ -163,6 +163,7 @@ def _committed_images(home: Path) -> int:
 
 
 def test_killed_ingest_resumes_without_loss_or_duplicates(tmp_path: Path, tiny_config_dir: Path) -> None:
+    """Each kill -9 keeps every committed batch, and the final run re-embeds exactly what was not committed."""
     images = tmp_path / "images"
     n_objects, per_object = 60, 3
     manifest = _make_inventory(images, n_objects, per_object)
@@ -170,21 +171,28 @@ def test_killed_ingest_resumes_without_loss_or_duplicates(tmp_path: Path, tiny_c
     home = tmp_path / "home"
     args = [sys.executable, "-m", "artefact.api.cli", "--home", str(home), *tiny_args(tiny_config_dir),
             "index", "add", str(manifest), "--images", str(images), "--batch-size", "4", "--workers", "1", "-q"]
-    kills = 0
-    for target in (10, 60, 120):  # kill -9 at three points of progress
+    committed = [0]  # images in the catalogue after each kill
+    for target in (10, 60, 120):  # kill -9 once at least this many images are committed
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 300
         while _committed_images(home) < target and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
         if proc.poll() is None:
+            # Freeze it first, so the count read next is exactly what the kill leaves behind.
+            proc.send_signal(signal.SIGSTOP)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            kills += 1
-        assert _committed_images(home) <= total
-    assert kills >= 2, "the ingest finished before it could be killed: make the inventory larger"
+        after = _committed_images(home)
+        assert after >= committed[-1], f"a restart lost committed work: {committed} then {after}"
+        assert after <= total
+        committed.append(after)
+    assert 0 < committed[-1] < total, f"the ingest was never interrupted mid-way: {committed}; make the inventory larger"
     final = run_cli("--home", str(home), *tiny_args(tiny_config_dir), "index", "add", str(manifest), "--images", str(images), "--json")
     report = json.loads(final.stdout)
     assert report["images_failed"] == 0
+    # Nothing committed is embedded again; everything else is, once.
+    assert report["images_unchanged"] == committed[-1], (report, committed)
+    assert report["images_added"] == total - committed[-1], (report, committed)
     stats = json.loads(run_cli("--home", str(home), *tiny_args(tiny_config_dir), "index", "stats", "--json").stdout)
     assert stats["objects"] == n_objects
     assert stats["images"] == total and stats["vectors"] == total
