@@ -34,6 +34,16 @@ class Home:
         return self.vectors.with_suffix(".json")
 
     @property
+    def record_filters(self) -> Path:
+        """Filter fields (status, type, country, source) by photo id, beside the catalogue."""
+        return self.root / "filters.npz"
+
+    @property
+    def features(self) -> Path:
+        """Local features of the photos: append-only shard files and their offset table."""
+        return self.root / "features"
+
+    @property
     def catalogue_versions(self) -> Path:
         """Imported catalogues, one folder each (catalogue + its vectors); `catalogue` links to one."""
         return self.root / "catalogue-versions"

@@ -8,7 +8,7 @@ import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -18,10 +18,15 @@ from artefact.embed.models import ModelDescription
 from artefact.embed.runtimes.variants import agreement_problem
 from artefact.index.catalogue import BUNDLE_META, Catalogue
 from artefact.index.home import Home
-from artefact.index.vectors import VectorIndex, manifest_path
+from artefact.index.stores import FlatStore, IdSelection, StoreError, VectorStore, open_store
+from artefact.index.stores import files as store_files
+from artefact.index.stores.attributes import RecordAttributes
+from artefact.index.stores.optimize import StoreOptions
+from artefact.index.vectors import manifest_path
 
 if TYPE_CHECKING:
     from artefact.index.calibration import Calibration
+    from artefact.index.catalogue import SearchFilters
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +43,18 @@ class Library:
     between a catalogue commit and an index save, opening reconciles the two by id.
     """
 
-    def __init__(self, home: Path | Home) -> None:
+    def __init__(self, home: Path | Home, store_options: StoreOptions | None = None) -> None:
         self.paths = home if isinstance(home, Home) else Home(home)
         self.home = private_dir(self.paths.root)
         # An imported bundle makes `catalogue.sqlite` a link to a version folder; the vectors lie
         # beside the catalogue they belong to, so the two always switch together.
         self.catalogue = Catalogue(self.paths.current_catalogue())
         self.index_path = self.catalogue.path.parent / self.paths.vectors.name
-        self._vectors: VectorIndex | None = None
+        self.store_options = store_options or StoreOptions()  # flat up to a size, compressed beyond
+        self._vectors: VectorStore | None = None
         self._generation = -1  # catalogue generation the in-memory index reflects
+        self._store_stamp: tuple[int, int] | None = None  # the store manifest (mtime, size) loaded or saved
+        self._attributes: RecordAttributes | None = None  # filter fields by photo id, for exact filters
         self.switch_blocked: str | None = None  # why a newly imported catalogue is not followed
         self.model_in_use: ModelDescription | None = None  # set by check_model
 
@@ -92,7 +100,7 @@ class Library:
             with self.catalogue.transaction():
                 self.catalogue.set_model(description.to_dict())
             if self._vectors is not None and self._vectors.dim != description.dim:
-                self._vectors = VectorIndex(description.dim)
+                self._vectors = FlatStore(description.dim)
 
     @property
     def local_features(self) -> str | None:
@@ -141,15 +149,22 @@ class Library:
 
     # -- vectors ----------------------------------------------------------------
     @property
-    def vectors(self) -> VectorIndex:
+    def vectors(self) -> VectorStore:
         if self._vectors is None:
             self._vectors = self._load_vectors()
         return self._vectors
 
-    def _load_vectors(self) -> VectorIndex:
+    def _load_vectors(self) -> VectorStore:
         model = self.model
-        if self.index_path.is_file() and manifest_path(self.index_path).is_file():
-            vectors, manifest = VectorIndex.load(self.index_path)
+        vectors: VectorStore
+        manifest: dict[str, Any] | None = None
+        if manifest_path(self.index_path).is_file():
+            self._store_stamp = _stamp(manifest_path(self.index_path))
+            try:
+                vectors, manifest = open_store(self.index_path)
+            except CatalogueError as exc:  # the store is a cache of the catalogue's vectors: rebuild it
+                log.warning("%s; rebuilding the vector index from the catalogue", exc)
+        if manifest is not None:
             if model is not None and manifest.get("dim") != model.dim:
                 raise IndexMismatchError(
                     f"{self.index_path} holds {manifest.get('dim')}-d vectors but the catalogue's "
@@ -157,7 +172,7 @@ class Library:
                 )
             self._generation = int(manifest.get("generation", -1))
         else:
-            vectors = VectorIndex(model.dim if model else 0)
+            vectors = FlatStore(model.dim if model else 0)
             self._generation = -1
         if model is not None and self._generation != self.catalogue.generation:
             log.info("vector index is behind the catalogue; reconciling")
@@ -172,7 +187,7 @@ class Library:
         Returns:
             True if the in-memory index changed.
         """
-        if self._follow_switch():
+        if self._follow_switch() or self._follow_store():
             return True
         vectors = self.vectors
         if self.catalogue.generation == self._generation:
@@ -221,7 +236,22 @@ class Library:
         """After this process changed catalogue and index together (holding the writer lock)."""
         self._generation = self.catalogue.generation
 
-    def _reconcile(self, vectors: VectorIndex) -> dict[str, int]:
+    def _follow_store(self) -> bool:
+        """Take up a store that another process's `optimize` swapped in (this one answered until now)."""
+        stamp = _stamp(manifest_path(self.index_path))
+        if self._vectors is None or stamp is None or stamp == self._store_stamp:
+            return False
+        manifest = store_files.read_manifest(self.index_path) or {}
+        self._store_stamp = stamp
+        if _build_of(manifest) == _build_of(self._vectors.describe()):
+            return False  # only a save of the same store: reconciling by generation catches up
+        vectors, manifest = open_store(self.index_path)
+        self._vectors, self._generation = vectors, int(manifest.get("generation", -1))
+        log.info("switched to the %s vector store that optimize built", vectors.kind)
+        self.refresh()
+        return True
+
+    def _reconcile(self, vectors: VectorStore) -> dict[str, int]:
         """Make the FAISS ids equal the catalogue's image ids, from the stored vectors."""
         have = vectors.ids()
         want = self.catalogue.image_ids()
@@ -242,15 +272,89 @@ class Library:
         """Persist the FAISS index with a manifest naming model, counts and catalogue generation."""
         if self._vectors is None:
             return
+        self._save_store(self._vectors, self._generation)
+
+    def _save_store(self, store: VectorStore, generation: int) -> None:
         model = self.model
-        self._vectors.save(
+        store.save(
             self.index_path,
             {
-                "generation": self._generation,
+                "generation": generation,
                 "model": model.to_dict() if model else None,
                 "objects": self.catalogue.counts()["objects"],
+                "pinned": self.pinned_index_type,
             },
         )
+        self._store_stamp = _stamp(manifest_path(self.index_path))
+        if self._attributes is not None and self._attributes.dirty:
+            self._attributes.save(self.attributes_path)
+
+    # -- filters and the store's kind ---------------------------------------------------
+    @property
+    def attributes_path(self) -> Path:
+        return self.catalogue.path.parent / self.paths.record_filters.name
+
+    def selection(self, filters: "SearchFilters") -> IdSelection | None:
+        """The photos a search with these filters may return (None: all), without a scan per search."""
+        if self._attributes is None:
+            self._attributes = RecordAttributes.load(self.attributes_path) or RecordAttributes.build(self.catalogue.db)
+        self._attributes.follow(self.catalogue.db)
+        return self._attributes.selection(filters)
+
+    @property
+    def pinned_index_type(self) -> str | None:
+        """The index type `optimize --type` fixed, or None: chosen by size."""
+        return self.catalogue.get_meta("index_type") or None
+
+    def optimize_due(self) -> list[str]:
+        """Why `index optimize` should run (grown, drifted, wrong kind for the size); empty if not."""
+        from artefact.index.stores.optimize import due_reasons
+
+        return due_reasons(self.vectors, self.vectors.ntotal, self.store_options, self.pinned_index_type)
+
+    def optimize(self, kind: str | None = None, target_recall: float | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+        """(Re)build the vector store, tuned to the target recall, and swap it in atomically.
+
+        Args:
+            kind: flat, ivf-pq or hnsw pins that type; "auto" (or None) chooses by size.
+        Searches keep using the current store until the new one is saved; a killed build
+        resumes from its last checkpoint. Holds the writer lock throughout.
+        """
+        from artefact.index.stores import optimize as opt
+
+        model = self.model
+        if model is None:
+            raise CatalogueError(f"{self.home} has no vectors yet: index some photos first")
+        with self.writing():
+            self.refresh()
+            if kind is not None:
+                with self.catalogue.transaction():
+                    self.catalogue.set_meta("index_type", "" if kind == "auto" else kind)
+            want = opt.chosen_kind(self.vectors.ntotal, self.store_options, self.pinned_index_type)
+            generation = self.catalogue.generation
+            source = Catalogue(self.catalogue.path)  # its own connection: searches keep using this one
+            try:
+                store = opt.build_store(source, self.index_path, model.dim, want, self.store_options, progress=progress)
+            finally:
+                source.close()
+            report = opt.tune(store, target_recall or self.store_options.target_recall, self.store_options.holdout)
+            opt.adopt_build_files(store, self.index_path)
+            self._save_store(store, generation)
+            self._vectors, self._generation = store, generation
+            opt.discard_build(self.index_path)
+        return {"kind": want, "vectors": store.ntotal, **report}
+
+    def optimize_if_kind_changes(self) -> dict[str, Any] | None:
+        """After an ingest: switch flat <-> compressed when the size crossed the threshold (unless pinned)."""
+        from artefact.index.stores.optimize import chosen_kind
+
+        if not self.store_options.auto or self.pinned_index_type:
+            return None
+        if chosen_kind(self.vectors.ntotal, self.store_options) == self.vectors.kind:
+            return None
+        log.info("%d vectors: switching the vector store from %s", self.vectors.ntotal, self.vectors.kind)
+        return self.optimize()
 
     # -- edits ------------------------------------------------------------------
     def add_vectors(self, ids: np.ndarray, xb: np.ndarray) -> None:
@@ -286,7 +390,8 @@ class Library:
             "vectors": self.vectors.ntotal,
             "model": model.to_dict() if model else None,
             "index_file": str(self.index_path),
-            "index_bytes": self.index_path.stat().st_size if self.index_path.is_file() else 0,
+            "index_bytes": store_files.disk_bytes(self.index_path),
+            "index": {**self.vectors.describe(), "pinned": self.pinned_index_type, "optimize_due": self.optimize_due()},
             "catalogue_bytes": self.catalogue.path.stat().st_size,
             "generation": self.catalogue.generation,
             "local_features": self.local_features,
@@ -322,3 +427,16 @@ class Library:
                     problems.append(f"index vectors differ from the catalogue's by up to {diff:.2e}")
                     break
         return problems
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _build_of(described: dict[str, Any]) -> tuple[str, str]:
+    """Which build a store (its manifest or describe()) is: kind and build id."""
+    return (str(described.get("kind") or "flat"), str((described.get("build") or {}).get("id", "")))

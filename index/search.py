@@ -131,16 +131,6 @@ class SearchResult:
         }
 
 
-def _selector(library: Library, filters: SearchFilters) -> dict[str, np.ndarray | None]:
-    explicit = any((filters.status, filters.object_type, filters.country, filters.source))
-    if explicit:
-        return {"allowed": library.catalogue.image_ids(filters)}
-    if filters.include_recovered:
-        return {}
-    # Only recovered objects are left out: usually few, so exclude them rather than list the rest.
-    return {"excluded": library.catalogue.recovered_image_ids()}
-
-
 def _tie_at_edge(results: list[tuple[np.ndarray, np.ndarray]], info: dict[int, Any], k: int) -> bool:
     """Could an image just outside a query's window tie with that query's k-th object?"""
     for D, I in results:
@@ -169,15 +159,17 @@ def search_vectors(
     vectors = library.vectors
     if len(xq) == 0 or vectors.ntotal == 0 or k <= 0:
         return []
-    sel = _selector(library, filters)
+    # Filters (and the recovered exclusion) as an id bitmap from in-memory codes: no SQL per search.
+    sel = library.selection(filters)
+    allowed = vectors.ntotal if sel is None else min(sel.count, vectors.ntotal)
     k_img = max(4 * k, 32)
     while True:
-        results = vectors.search(xq, k_img, **sel)
+        results = vectors.search(xq, k_img, selection=sel)
         cand = np.unique(np.concatenate([I for _, I in results])) if results else np.zeros(0, np.int64)
         info = library.catalogue.images_by_id(cand.tolist())
         # Many photos of a few objects can crowd the top, and ties can run past the
         # window's edge: widen until k objects are in and none could tie the k-th.
-        if k_img >= vectors.ntotal or (
+        if k_img >= allowed or (
             len({pk for pk, _ in info.values()}) >= k and not _tie_at_edge(results, info, k)
         ):
             break

@@ -1,0 +1,98 @@
+"""Where a store's files live and how a save is committed: one manifest names them all.
+
+Every store file except the manifest is written once under a fresh name and never
+changed, so a process that loaded an older manifest keeps working on its files while
+another saves. Saving takes a lock beside the manifest, writes the new files, swaps the
+manifest atomically, then removes the files that no manifest names any more.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from artefact.embed.fileio import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+
+def manifest_path(index_path: Path) -> Path:
+    """The manifest beside a store's main file (`vectors.faiss` -> `vectors.json`)."""
+    return index_path.with_suffix(".json")
+
+
+def file_prefix(index_path: Path) -> str:
+    """Store files other than the legacy flat file are named `<stem>-<token>.<ext>`."""
+    return index_path.stem
+
+
+def build_folder(index_path: Path) -> Path:
+    """Where `optimize` builds a new store until it is ready (resumable, invisible to readers)."""
+    return index_path.parent / f".{index_path.stem}-build"
+
+
+@contextmanager
+def save_lock(index_path: Path) -> Iterator[None]:
+    """Serialise saves of one store across processes (readers never take it)."""
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(str(index_path.with_suffix(".lock")), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read_manifest(index_path: Path) -> dict[str, Any] | None:
+    path = manifest_path(index_path)
+    if not path.is_file():
+        return None
+    return dict(json.loads(path.read_text()))
+
+
+def commit(index_path: Path, manifest: dict[str, Any]) -> None:
+    """Swap in a manifest (caller holds `save_lock`), then drop files no manifest names."""
+    atomic_write_bytes(manifest_path(index_path), json.dumps(manifest, indent=2, sort_keys=True).encode())
+    collect_garbage(index_path, manifest)
+
+
+def referenced(manifest: dict[str, Any]) -> set[str]:
+    files = manifest.get("files") or {}
+    names = {v for k, v in files.items() if isinstance(v, str)}
+    full = files.get("full") or {}
+    names.update(name for name, _ in full.get("segments", []))
+    if full.get("loc"):
+        names.add(full["loc"])
+    return names
+
+
+def disk_bytes(index_path: Path) -> int:
+    """Bytes on disk of the store in use: its main file or the files its manifest names."""
+    manifest = read_manifest(index_path) or {}
+    names = referenced(manifest) if manifest.get("files") else {index_path.name}
+    total = 0
+    for name in names:
+        try:
+            total += (index_path.parent / name).stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def collect_garbage(index_path: Path, manifest: dict[str, Any]) -> None:
+    keep = referenced(manifest)
+    prefix = file_prefix(index_path) + "-"
+    for p in index_path.parent.iterdir():
+        stale = p.name.startswith(prefix) and p.name not in keep
+        if p == index_path and manifest.get("files"):
+            stale = True  # a legacy flat file left behind by a switch to another kind
+        if stale and p.is_file():
+            try:
+                p.unlink()
+            except OSError as exc:  # another process may have removed it first
+                log.debug("could not remove %s: %s", p, exc)
