@@ -15,6 +15,10 @@ class ObjectNotFoundError(CatalogueError):
     """No object with the given id."""
 
 
+class IndexRebuildingError(CatalogueError):
+    """The vector index differed from the catalogue and is being rebuilt from it; try again shortly."""
+
+
 class RecordError(CatalogueError):
     """An object record breaks the rules for ids or field values (see index/records.py)."""
 

@@ -7,12 +7,13 @@ import json
 import logging
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from artefact.index.errors import CatalogueError, IndexMismatchError
+from artefact.index.errors import CatalogueError, IndexMismatchError, IndexRebuildingError
 from artefact.embed.fileio import private_dir
 from artefact.embed.models import ModelDescription
 from artefact.embed.runtimes.variants import agreement_problem
@@ -56,6 +57,9 @@ class Library:
         self._store_stamp: tuple[int, int] | None = None  # the store manifest (mtime, size) loaded or saved
         self._attributes: RecordAttributes | None = None  # filter fields by photo id, for exact filters
         self.switch_blocked: str | None = None  # why a newly imported catalogue is not followed
+        self.rebuilding: str | None = None  # why the store on disk was set aside until rebuilt (service)
+        self._unmatched: VectorStore | None = None  # that store, for `rebuild_vectors` to start from
+        self._writer = False  # this Library holds the writer lock
         self.model_in_use: ModelDescription | None = None  # set by check_model
 
     def close(self) -> None:
@@ -142,44 +146,121 @@ class Library:
                 raise CatalogueError(
                     f"another process is writing to {self.home}; wait for it to finish"
                 ) from exc
+            self._writer = True
             self._follow_switch()  # write into the catalogue in use, not one an import replaced
             yield
         finally:
+            self._writer = False
             os.close(fd)  # closing releases the lock
 
     # -- vectors ----------------------------------------------------------------
     @property
     def vectors(self) -> VectorStore:
         if self._vectors is None:
+            if self.rebuilding is not None:  # never answer from a store known to differ
+                raise IndexRebuildingError(f"the vector index is rebuilding from the catalogue ({self.rebuilding})")
             self._vectors = self._load_vectors()
         return self._vectors
 
     def _load_vectors(self) -> VectorStore:
-        model = self.model
-        vectors: VectorStore
-        manifest: dict[str, Any] | None = None
-        if manifest_path(self.index_path).is_file():
-            self._store_stamp = _stamp(manifest_path(self.index_path))
-            try:
-                vectors, manifest = open_store(self.index_path)
-            except CatalogueError as exc:  # the store is a cache of the catalogue's vectors: rebuild it
-                log.warning("%s; rebuilding the vector index from the catalogue", exc)
-        if manifest is not None:
-            if model is not None and manifest.get("dim") != model.dim:
-                raise IndexMismatchError(
-                    f"{self.index_path} holds {manifest.get('dim')}-d vectors but the catalogue's "
-                    f"model makes {model.dim}-d ones; remove the file to rebuild it from the catalogue"
-                )
-            self._generation = int(manifest.get("generation", -1))
-        else:
-            vectors = FlatStore(model.dim if model else 0)
-            self._generation = -1
-        if model is not None and self._generation != self.catalogue.generation:
-            log.info("vector index is behind the catalogue; reconciling")
-            self._vectors = vectors
+        self.open_vectors()
+        assert self._vectors is not None
+        return self._vectors
+
+    def open_vectors(self, repair: bool = True) -> str | None:
+        """Load the vector store and compare its ids and count with the catalogue's.
+
+        The store is a cache of the catalogue's vectors, so one that is unreadable, missing, of
+        another dimension, or whose ids differ although its manifest claims the catalogue's
+        generation (an older file beside a newer manifest) is rebuilt from the catalogue, logged.
+        A store that is merely behind (a killed ingest) is caught up by id as always.
+
+        Args:
+            repair: rebuild at once, in this thread (the CLI); False sets the store aside and
+                leaves the rebuild to `rebuild_vectors` (the service, in the background), with
+                `rebuilding` saying why; until then `vectors` raises IndexRebuildingError.
+
+        Returns:
+            Why the store differed from the catalogue, or None.
+        """
+        disk = self._read_vectors()
+        self._store_stamp = disk.stamp
+        if disk.problem is not None and not repair:
+            log.warning("vector index %s: %s; it will be rebuilt from the catalogue", self.index_path, disk.problem)
+            self._vectors, self._unmatched, self.rebuilding = None, disk.store, disk.problem
+            return disk.problem
+        if disk.problem is not None:
+            log.warning("vector index %s: %s; rebuilding it from the catalogue", self.index_path, disk.problem)
+        # A store that differs is reconciled by id below, whatever generation its manifest claims.
+        self._vectors, self._generation = disk.store, -1 if disk.problem else disk.generation
+        if self.model is not None and self._generation != self.catalogue.generation:
+            if disk.problem is None:
+                log.info("vector index is behind the catalogue; reconciling")
             self.refresh()
+            self._save_if_writable()
+        return disk.problem
+
+    def _read_vectors(self) -> "_OnDisk":
+        """The store as on disk (a new empty one when there is none to use) and why it cannot be
+        used as it is. Reads only, and changes nothing in this Library."""
+        raw_model = self.catalogue.model()
+        dim = int(raw_model["dim"]) if raw_model else 0
+        stamp = _stamp(manifest_path(self.index_path))
+        problem: str | None = None
+        manifest: dict[str, Any] | None = None
+        if stamp is not None:
+            try:
+                store, manifest = open_store(self.index_path)
+            except CatalogueError as exc:
+                problem = f"unreadable ({exc})"
+        elif raw_model is not None and len(self.catalogue.image_ids()):
+            problem = "missing"
+        if manifest is not None and raw_model is not None and manifest.get("dim") != dim:
+            problem, manifest = f"holds {manifest.get('dim')}-d vectors, the catalogue's model makes {dim}-d ones", None
+        if manifest is None:
+            return _OnDisk(FlatStore(dim), problem, -1, stamp, None)
+        generation = int(manifest.get("generation", -1))
+        if raw_model is not None and generation == self.catalogue.generation:
+            problem = _differs(store, manifest, self.catalogue.image_ids())
+        return _OnDisk(store, problem, generation, stamp, manifest)
+
+    def rebuild_vectors(self) -> tuple[VectorStore, int]:
+        """Rebuild the store `open_vectors(repair=False)` set aside, through a catalogue connection
+        of its own, so the caller's other threads keep reading the catalogue meanwhile: the store
+        read from disk brought in line by id when it was readable, else a new flat store.
+
+        Returns:
+            The store and the catalogue generation it reflects, for `adopt_vectors`.
+        """
+        source = Catalogue(self.catalogue.path)
+        try:
+            raw_model = source.model()
+            store = self._unmatched or FlatStore(int(raw_model["dim"]) if raw_model else 0)
+            with source.snapshot():
+                generation = source.generation
+                self._reconcile(store, source)
+        finally:
+            source.close()
+        return store, generation
+
+    def adopt_vectors(self, store: VectorStore, generation: int) -> None:
+        """Use a rebuilt store (the caller serialises access), catch up with later changes and save it."""
+        self._vectors, self._generation, self._unmatched, self.rebuilding = store, generation, None, None
+        self.refresh()
+        self._save_if_writable()
+        log.info("vector index rebuilt from the catalogue: %d vectors", store.ntotal)
+
+    def _save_if_writable(self) -> None:
+        """Save a store reconciled on open, unless another process holds the writer lock (its own
+        save will follow); an open never waits for a writer."""
+        if self._writer:
             self.save()
-        return vectors
+            return
+        try:
+            with self.writing():
+                self.save()
+        except CatalogueError as exc:
+            log.info("vector index not saved: %s", exc)
 
     def refresh(self) -> bool:
         """Catch up with catalogue changes made elsewhere (another process's ingest).
@@ -251,16 +332,17 @@ class Library:
         self.refresh()
         return True
 
-    def _reconcile(self, vectors: VectorStore) -> dict[str, int]:
+    def _reconcile(self, vectors: VectorStore, catalogue: Catalogue | None = None) -> dict[str, int]:
         """Make the FAISS ids equal the catalogue's image ids, from the stored vectors."""
+        catalogue = catalogue or self.catalogue
         have = vectors.ids()
-        want = self.catalogue.image_ids()
+        want = catalogue.image_ids()
         extra = np.setdiff1d(have, want, assume_unique=True)
         missing = np.setdiff1d(want, have, assume_unique=True)
         vectors.remove(extra)
         if len(missing):
             # A fresh index streams every stored vector; a stale one fetches only what it lacks.
-            source = self.catalogue.vectors(None if len(missing) == len(want) else missing.tolist())
+            source = catalogue.vectors(None if len(missing) == len(want) else missing.tolist())
             for ids, mat in source:
                 keep = np.isin(ids, missing)
                 vectors.add(ids[keep], mat[keep])
@@ -403,14 +485,30 @@ class Library:
         }
 
     def check(self) -> list[str]:
-        """Consistency problems between catalogue, index and stored vectors (empty = healthy)."""
+        """Consistency problems between catalogue, index file and stored vectors (empty = healthy).
+
+        Read-only: the store is read from disk as it is and nothing is repaired or saved
+        (`repair` does that, under the writer lock).
+        """
+        return list(self.inspect()["problems"])
+
+    def inspect(self) -> dict[str, Any]:
+        """`check`'s problems with the counts they were found on (objects, images, vectors on disk)."""
         problems = self.catalogue.integrity_problems()
-        have = self.vectors.ids()
+        counts = self.catalogue.counts()
+        disk = self._read_vectors()
+        store = disk.store
         want = self.catalogue.image_ids()
-        if len(have) != len(np.unique(have)):
-            problems.append("vector index holds duplicate ids")
+        have = store.ids()
         missing = np.setdiff1d(want, have)
         extra = np.setdiff1d(have, want)
+        if disk.problem is not None:
+            problems.append(f"vector index {disk.problem}")
+        elif len(missing) or len(extra):  # behind alone is harmless: the next open catches up by id
+            problems.append(f"vector index is behind the catalogue (generation {disk.generation}, "
+                            f"catalogue {self.catalogue.generation})")
+        if len(have) != len(np.unique(have)):
+            problems.append("vector index holds duplicate ids")
         if len(missing):
             problems.append(f"{len(missing)} catalogue images have no vector in the index")
         if len(extra):
@@ -422,12 +520,39 @@ class Library:
                 break
             present = np.isin(ids, have)
             if present.any():
-                diff = np.abs(self.vectors.reconstruct(ids[present]) - mat[present]).max()
+                diff = np.abs(store.reconstruct(ids[present]) - mat[present]).max()
                 if diff > 1e-5:
                     problems.append(f"index vectors differ from the catalogue's by up to {diff:.2e}")
                     break
-        return problems
+        return {"problems": problems, "objects": counts["objects"], "images": counts["images"],
+                "vectors": store.ntotal}
 
+    def repair(self) -> dict[str, Any]:
+        """Bring the vector index back in line with the catalogue, under the writer lock: the store
+        on disk reconciled by id, or rebuilt whole when unreadable or its vectors differ.
+
+        Returns:
+            The problems found before and after, and the vectors added and removed.
+
+        Raises:
+            CatalogueError: another process holds the writer lock.
+        """
+        with self.writing():
+            before = self.check()
+            disk = self._read_vectors()
+            store = disk.store
+            if any("differ from the catalogue's" in p or "duplicate" in p for p in before):
+                raw_model = self.catalogue.model()
+                store = FlatStore(int(raw_model["dim"]) if raw_model else 0)  # its vectors cannot be trusted
+            with self.catalogue.snapshot():
+                generation = self.catalogue.generation
+                changed = self._reconcile(store)
+            self._vectors, self._generation, self._store_stamp = store, generation, disk.stamp
+            self._unmatched, self.rebuilding = None, None
+            if before:
+                self.save()
+            after = self.check()
+        return {"before": before, "after": after, **changed}
 
 def _stamp(path: Path) -> tuple[int, int] | None:
     try:
@@ -440,3 +565,26 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 def _build_of(described: dict[str, Any]) -> tuple[str, str]:
     """Which build a store (its manifest or describe()) is: kind and build id."""
     return (str(described.get("kind") or "flat"), str((described.get("build") or {}).get("id", "")))
+
+
+@dataclass
+class _OnDisk:
+    """The vector store as read from disk, and why it cannot be used as it is (None: it can)."""
+
+    store: VectorStore
+    problem: str | None
+    generation: int  # the catalogue generation its manifest names (-1: none)
+    stamp: tuple[int, int] | None  # the manifest's (mtime, size)
+    manifest: dict[str, Any] | None
+
+
+def _differs(store: VectorStore, manifest: dict[str, Any], want: np.ndarray) -> str | None:
+    """Why a store whose manifest claims the catalogue's generation does not hold its vectors (None: it does)."""
+    have = store.ids()
+    count = manifest.get("count")
+    if count is not None and int(count) != store.ntotal:
+        return f"the file holds {store.ntotal} vectors, its manifest says {count} and the catalogue has {len(want)} photos"
+    if len(have) != len(want) or not np.array_equal(np.sort(have), np.sort(want)):
+        missing, extra = len(np.setdiff1d(want, have)), len(np.setdiff1d(have, want))
+        return f"holds {store.ntotal} vectors for {len(want)} catalogue photos ({missing} missing, {extra} not in the catalogue)"
+    return None

@@ -116,15 +116,24 @@ def format_verdicts(mode: str, cal: dict[str, Any]) -> str:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Read-only unless --repair, which rebuilds the vector index from the catalogue under the writer lock."""
     with open_library(settings) as library:
-        problems = library.check()
-        stats = library.stats()
+        repaired = library.repair() if args.repair else None
+        report = library.inspect()
+    problems = report["problems"]
     if args.json:
-        print_json({"ok": not problems, "problems": problems, "images": stats["images"], "vectors": stats["vectors"]})
-    elif problems:
+        print_json({"ok": not problems, "problems": problems, "images": report["images"], "vectors": report["vectors"],
+                    **({"repaired": repaired} if repaired is not None else {})})
+        return EXIT_ERROR if problems else EXIT_OK
+    if repaired is not None and repaired["before"]:
+        print("\n".join(f"REPAIRED: {p}" for p in repaired["before"]))
+        print(f"Vector index rebuilt from the catalogue: {repaired['added']} vectors added, {repaired['removed']} removed")
+    if problems:
         print("\n".join(f"PROBLEM: {p}" for p in problems))
+        if repaired is None:
+            print("Run `artefact index check --repair` to rebuild the vector index from the catalogue.")
     else:
-        print(f"OK: {stats['objects']} objects, {stats['images']} photos, {stats['vectors']} vectors, consistent")
+        print(f"OK: {report['objects']} objects, {report['images']} photos, {report['vectors']} vectors, consistent")
     return EXIT_ERROR if problems else EXIT_OK
 
 

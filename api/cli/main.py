@@ -75,7 +75,10 @@ def _add_index(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                         "none ingests faster but disables the second look)")
     p.set_defaults(func=index.cmd_add)
     group.add_parser("stats", parents=[common], help="counts, model and file sizes").set_defaults(func=index.cmd_stats)
-    group.add_parser("check", parents=[common], help="verify catalogue and index agree").set_defaults(func=index.cmd_check)
+    p = group.add_parser("check", parents=[common], help="verify catalogue and index agree (read-only)")
+    p.add_argument("--repair", action="store_true",
+                   help="rebuild the vector index from the catalogue where they differ (takes the writer lock)")
+    p.set_defaults(func=index.cmd_check)
     p = group.add_parser("calibrate", parents=[common], help="fit match verdicts on labelled queries (true objects + distractors)")
     p.add_argument("queries", help="query list (CSV/JSON Lines: query, expected_id; empty id = distractor)")
     p.add_argument("--depth", type=int, default=10, help="candidates per query used as samples")

@@ -149,7 +149,10 @@ class Engine:
         size = embedder.preprocess.size
         self.batcher.embed_prepared([np.zeros((size, size, 3), dtype=np.uint8)])
         with self.lock:
-            self.library.refresh()
+            # A vector index that differs from the catalogue is rebuilt in the background: /readyz
+            # says "rebuilding" and searches answer 503 until it is done, never from wrong vectors.
+            if self.library.open_vectors(repair=False) is not None:
+                threading.Thread(target=self._rebuild, name="index-rebuild", daemon=True).start()
             self.library.local_features_kind(DEFAULT_KIND)  # new indexes store local features
         # One decode per core, and no more than memory holds at the pixel cap (each may take ~8 bytes a pixel).
         slots = settings.decode_slots or decode_slots(os.cpu_count() or 2, available_memory_bytes(), settings.max_pixels)
@@ -159,6 +162,22 @@ class Engine:
     def close(self) -> None:
         self.batcher.close()
         self.library.close()
+
+    @property
+    def rebuilding(self) -> str | None:
+        """Why the vector index is being rebuilt from the catalogue (None: it is not)."""
+        return self.library.rebuilding
+
+    def _rebuild(self) -> None:
+        """Runs in its own thread: the store is rebuilt off the lock (object reads go on), then swapped in."""
+        try:
+            store, generation = self.library.rebuild_vectors()
+            with self.lock:
+                self.library.adopt_vectors(store, generation)
+        except Exception as exc:  # the service stays up and says why it cannot search
+            log.exception("rebuilding the vector index failed")
+            self.library.rebuilding = (f"the rebuild failed ({exc}); restart the service or run "
+                                       "`artefact index check --repair`")
 
     @property
     def threshold(self) -> float:

@@ -20,7 +20,13 @@ from artefact.embed.errors import (
     UnsupportedImageError,
 )
 from artefact.embed.images import SUPPORTED_FORMATS
-from artefact.index.errors import CatalogueError, IndexMismatchError, ObjectNotFoundError, RecordError
+from artefact.index.errors import (
+    CatalogueError,
+    IndexMismatchError,
+    IndexRebuildingError,
+    ObjectNotFoundError,
+    RecordError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,7 @@ ERROR_STATUS: tuple[tuple[type[ArtefactError], int], ...] = (
     (Forbidden, 403),
     (RateLimited, 429),
     (NotReady, 503),
+    (IndexRebuildingError, 503),
     (TooManyPhotos, 413),
     (ImageTooLargeError, 413),
     (UnsupportedImageError, 415),
@@ -94,7 +101,7 @@ ERROR_RESPONSES: dict[int, str] = {
     415: f"not an image in an accepted format ({SUPPORTED_FORMATS})",
     429: "the key's search rate limit is reached (Retry-After)",
     500: "unexpected error; the body's error_id finds it in the service log",
-    503: "the model and index are still loading (Retry-After)",
+    503: "the model and index are still loading, or the index is rebuilding (Retry-After)",
 }
 
 

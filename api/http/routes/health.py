@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from artefact.api.http.deps import EngineDep, Officer, StateDep
+from artefact.api.http.errors import STATUS_HEADERS
 from artefact.api.http.schemas import MetaOut, meta
 
 router = APIRouter(tags=["health"])
@@ -20,6 +21,9 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(state: StateDep) -> JSONResponse:
+    if state.ready and state.engine is not None and state.engine.rebuilding:
+        return JSONResponse({"status": "rebuilding", "detail": state.engine.rebuilding}, status_code=503,
+                            headers=STATUS_HEADERS[503])
     if state.ready and state.engine is not None:
         # Still ready when stale (an old catalogue beats none), but the warning says so.
         fresh = state.engine.catalogue_freshness()
@@ -32,7 +36,7 @@ def readyz(state: StateDep) -> JSONResponse:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics_endpoint(state: StateDep) -> Response:
-    if state.ready and state.engine is not None:
+    if state.ready and state.engine is not None and not state.engine.rebuilding:
         s = state.engine.stats()
         state.metrics.vectors.set(s["vectors"])
         state.metrics.objects.set(s["objects"])
