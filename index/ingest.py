@@ -201,13 +201,24 @@ def decode_file(path: str, cfg: PreprocessConfig, max_pixels: int, feature_kind:
     return DecodedPhoto(sha, len(data), arr, int(w), int(h), feats)
 
 
+def _single_threaded_opencv() -> None:
+    """Decode workers run OpenCV on one thread: the parallelism is the worker processes, and
+    each one's own thread pool would only make them fight over the same cores."""
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # no OpenCV: no local features either
+        pass
+
+
 class _Decoder:
     """Ordered, bounded pipeline of decode jobs; in-process when workers == 0."""
 
     def __init__(self, workers: int, cfg: PreprocessConfig, max_pixels: int, inflight: int,
                  feature_kind: str | None = None) -> None:
         self.cfg, self.max_pixels, self.feature_kind = cfg, max_pixels, feature_kind
-        self.pool = mp.get_context("spawn").Pool(workers) if workers > 0 else None
+        self.pool = mp.get_context("spawn").Pool(workers, initializer=_single_threaded_opencv) if workers > 0 else None
         self.inflight = max(1, inflight)
 
     def run(self, tasks: Iterator[_Task]) -> Iterator[tuple[_Task, Decoded]]:
@@ -260,7 +271,8 @@ def ingest_manifest(
     included) and the FAISS file is reconciled from it on the next open.
 
     Args:
-        workers: decoding processes (default: cores - 1; 0 decodes in-process).
+        workers: decoding processes (default: every core when local features are extracted,
+            else cores - 1; 0 decodes in-process).
         batch_size: photos per model forward pass and per catalogue commit.
         save_every_s: how often the FAISS file is rewritten during a long run.
         on_batch: called with the number of photos committed so far (tests, progress UIs).
@@ -276,8 +288,13 @@ def ingest_manifest(
     images_root = Path(images_root)
     library.bind_model(embedder.description)
     cfg = embedder.preprocess
+    feature_kind = library.local_features_kind(local_features)
     if workers is None:
-        workers = max(1, (os.cpu_count() or 2) - 1)
+        # With local features the decoders carry most of the CPU work (SIFT costs 2-5x the
+        # model's time per photo in a fast runtime, benchmarks/README.md), so every core
+        # decodes and the model runs in between; without them one core is left to the model.
+        cores = os.cpu_count() or 2
+        workers = cores if feature_kind else max(1, cores - 1)
     bar = _progress(count_image_refs(manifest) if progress else 0, progress)
     catalogue = library.catalogue
     batch: list[tuple[_Task, DecodedPhoto]] = []
@@ -309,7 +326,6 @@ def ingest_manifest(
             library.save()
             last_save = time.monotonic()
 
-    feature_kind = library.local_features_kind(local_features)
     decoder = _Decoder(workers, cfg, max_pixels, inflight=max(2 * batch_size, 8 * workers), feature_kind=feature_kind)
     with library.writing():
         library.refresh()  # load and catch up before the first batch
