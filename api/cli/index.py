@@ -131,7 +131,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     if problems:
         print("\n".join(f"PROBLEM: {p}" for p in problems))
         if repaired is None:
-            print("Run `artefact index check --repair` to rebuild the vector index from the catalogue.")
+            print("Run `artefact index check --repair` to rebuild the vector index from the catalogue.", file=sys.stderr)
     else:
         print(f"OK: {report['objects']} objects, {report['images']} photos, {report['vectors']} vectors, consistent")
     return EXIT_ERROR if problems else EXIT_OK

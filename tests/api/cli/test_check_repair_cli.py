@@ -53,32 +53,34 @@ def files(home: Path) -> dict[str, object]:
     return out
 
 
-def run(home: Path, config_dir: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+def run(home: Path, config_dir: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     capsys.readouterr()
     rc = main(["--home", str(home), *tiny(config_dir), *argv])
-    return rc, capsys.readouterr().out
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
 
 
 def test_check_reports_a_truncated_index_and_writes_nothing(home, tiny_config_dir, capsys):
     vectors = Home(home).vectors
     vectors.write_bytes(vectors.read_bytes()[:500])
     before = files(home)
-    rc, out = run(home, tiny_config_dir, capsys, "index", "check")
+    rc, out, err = run(home, tiny_config_dir, capsys, "index", "check")
     assert rc == 1
-    assert "PROBLEM: vector index unreadable" in out and "--repair" in out
+    assert "PROBLEM: vector index unreadable" in out and "--repair" in err
+    assert all(line.startswith("PROBLEM: ") for line in out.splitlines())
     assert files(home) == before
-    rc, out = run(home, tiny_config_dir, capsys, "index", "check", "--json")
+    rc, out, _ = run(home, tiny_config_dir, capsys, "index", "check", "--json")
     assert rc == 1 and json.loads(out)["ok"] is False
     assert files(home) == before
 
 
 def test_check_repair_rebuilds_and_then_check_is_clean(home, tiny_config_dir, capsys):
     Home(home).vectors.unlink()
-    rc, out = run(home, tiny_config_dir, capsys, "index", "check", "--repair")
+    rc, out, _ = run(home, tiny_config_dir, capsys, "index", "check", "--repair")
     assert rc == 0, out
     assert "REPAIRED: vector index " in out and "33 vectors added" in out
     assert "OK: 27 objects, 33 photos, 33 vectors, consistent" in out
-    rc, out = run(home, tiny_config_dir, capsys, "index", "check")
+    rc, out, _ = run(home, tiny_config_dir, capsys, "index", "check")
     assert rc == 0 and out.startswith("OK:")
 
 
