@@ -23,6 +23,9 @@ from artefact.embed.runtimes.export import BuildContext, Pinned, export_folder
 from artefact.embed.runtimes.variants import (
     AGREEMENT_MIN_COSINE,
     AUTO,
+    AUTO_INT8_MIN_COSINE,
+    FP32,
+    INT8,
     EXTRA_KEY,
     ONNX,
     OPENVINO,
@@ -138,14 +141,20 @@ def accelerate(embedder: Embedder, options: LoadOptions) -> Embedder:
                        options.threads or default_threads(), tuple(Path(p) for p in options.calibration_photos))
     try:
         session, pinned = _builder(variant.runtime)(embedder, variant.precision, ctx)
+        if automatic and variant.precision == INT8 and pinned.agreement < AUTO_INT8_MIN_COSINE:
+            log.warning("%s in %s agrees with PyTorch fp32 only to cosine %.4f (< %s): running %s/fp32 instead",
+                        embedder.description.label(), variant.label(), pinned.agreement, AUTO_INT8_MIN_COSINE,
+                        variant.runtime)
+            variant = Variant(variant.runtime, FP32)
+            session, pinned = _builder(variant.runtime)(embedder, variant.precision, ctx)
     except (ModelUnavailableError, OSError) as exc:
         if not automatic:
             raise ModelUnavailableError(f"cannot run {embedder.description.label()} in {variant.label()}: {exc}") from exc
         log.warning("cannot run %s in %s (%s): using PyTorch fp32", embedder.description.label(), variant.label(), exc)
         return embedder
-    if automatic and pinned.agreement < AGREEMENT_MIN_COSINE:
-        log.warning("%s in %s agrees with PyTorch fp32 only to cosine %.4f (< %s): using PyTorch fp32",
-                    embedder.description.label(), variant.label(), pinned.agreement, AGREEMENT_MIN_COSINE)
+    if automatic and pinned.agreement < AGREEMENT_MIN_COSINE and variant.precision == FP32:
+        log.warning("%s in %s agrees with PyTorch fp32 only to cosine %.4f: the export is off, using PyTorch fp32",
+                    embedder.description.label(), variant.label(), pinned.agreement)
         return embedder
     log.info("%s runs in %s (agreement with PyTorch fp32: cosine %.5f)",
              embedder.description.label(), variant.label(), pinned.agreement)

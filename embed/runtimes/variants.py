@@ -22,12 +22,18 @@ AUTO = "auto"  # the measured default for the backbone (see DEFAULTS)
 
 # Two variants of the same weights may share an index only when each one's vectors
 # agree with PyTorch fp32 at least this well (lowest cosine over the probe photos).
-# Chosen by measurement (benchmarks/bench_runtime.py, EfficientNet-Lite0, real weights):
-# fp32 exports agree to > 0.99999 and keep R@1 exactly; static int8 agreed 0.88-0.89 and
-# cost recall. 0.99 leaves a query's similarities within ~0.03 of PyTorch's in the
-# worst case (|a - b| <= sqrt(2 - 2 cos) per vector), well under the score gaps that
-# decide a top-1.
+# Measured (benchmarks/bench_runtime.py, EfficientNet-Lite0, real weights, 351 queries):
+# fp32 exports agree to > 0.99999 and give PyTorch's R@1 exactly, whichever side made the
+# index; OpenVINO int8 (probe cosine 0.87, mean 0.92) kept R@1 within 0.01 on an index of
+# its own but lost 0.023-0.029 when its queries met a PyTorch-built index. 0.99 keeps any
+# query-catalogue similarity within sqrt(2 - 2 * 0.99) = 0.14 of PyTorch's in the worst
+# case and within ~0.01 typically.
 AGREEMENT_MIN_COSINE = 0.99
+
+# "auto" picks an int8 default only while its agreement, measured when it is made, stays
+# at least this high (the measured ViT-B-32 dynamic int8: 0.985); otherwise it runs fp32
+# in the same runtime. Real weights calibrate differently from the benchmark's.
+AUTO_INT8_MIN_COSINE = 0.98
 
 # Key of the runtime record inside ModelDescription.extra (and so in the index manifest).
 EXTRA_KEY = "runtime"
@@ -56,8 +62,13 @@ class Variant:
 
 TORCH_FP32 = Variant()
 
-# The fastest variant that keeps recall, per backbone (measured with
-# benchmarks/bench_runtime.py; the table is in benchmarks/README.md).
+# The fastest variant that keeps recall, per backbone (benchmarks/bench_runtime.py; tables in
+# benchmarks/README.md). EfficientNet-Lite0: ONNX Runtime fp32 (3.0-3.3x PyTorch per photo,
+# R@1 identical); its int8 variants are faster but static int8 kept R@1 within 0.01 only when
+# calibrated on the catalogue's own photos (-0.014 with the built-in photos a first use on an
+# empty home has, ONNX Runtime's QDQ -0.07), and moved true-match similarities by ~0.03, which
+# the built-in verdict calibration does not expect. ViT-B-32: ONNX Runtime dynamic int8
+# (3.0x per photo, agreement 0.976-0.985; no CLIP weights here to measure R@1 directly).
 DEFAULTS: dict[str, Variant] = {
     EFFICIENTNET_LITE0: Variant(ONNX, FP32),
     OPEN_CLIP: Variant(ONNX, INT8),
@@ -123,9 +134,17 @@ def record_of(description: ModelDescription) -> RuntimeRecord:
 
 
 def options_for_index(existing: ModelDescription, options: LoadOptions) -> LoadOptions:
-    """With runtime "auto", an index is searched by the variant that built it (like its model)."""
-    if options.runtime != AUTO or not existing.extra.get(EXTRA_KEY):
+    """With runtime "auto", an index is searched by the variant that built it (like its model).
+
+    An index built by PyTorch (every index made before runtimes existed) gets the backbone's
+    default runtime in fp32, whose vectors agree with PyTorch's: upgrading never makes an
+    index unsearchable, and it is still fast.
+    """
+    if options.runtime != AUTO:
         return options
+    if not existing.extra.get(EXTRA_KEY):
+        runtime = DEFAULTS.get(existing.backend, TORCH_FP32).runtime
+        return replace(options, runtime=runtime, precision=FP32)
     variant = record_of(existing).variant
     return replace(options, runtime=variant.runtime, precision=variant.precision)
 

@@ -128,6 +128,25 @@ def test_register_runtime_adds_a_runtime(tiny_spec, runtime_options, monkeypatch
     assert not isinstance(fallback, SessionEmbedder) and len(calls) == 2
 
 
+def test_auto_int8_below_its_floor_runs_fp32_in_the_same_runtime(tiny_spec, runtime_options, monkeypatch, caplog):
+    real = registry._builder(ONNX)
+
+    def drifting_int8(embedder, precision, ctx):
+        session, pinned = real(embedder, precision, ctx)
+        if precision == "int8":  # as if real weights quantized badly
+            pinned = replace(pinned, meta={**pinned.meta, "agreement": {"min_cosine": 0.5}})
+        return session, pinned
+
+    monkeypatch.setitem(registry._REGISTRY, ONNX, RuntimeEntry(drifting_int8, ()))
+    monkeypatch.setitem(DEFAULTS, "open_clip", Variant(ONNX, "int8"))
+    with caplog.at_level(logging.WARNING):
+        e = load_embedder(tiny_spec, replace(runtime_options, runtime=AUTO, precision=AUTO))
+    assert record_of(e.description).variant == Variant(ONNX, "fp32")
+    assert "0.5000" in caplog.text
+    named = load_embedder(tiny_spec, replace(runtime_options, runtime=ONNX, precision="int8"))  # asked for: kept
+    assert record_of(named.description).variant == Variant(ONNX, "int8")
+
+
 def _with_record(description, variant: Variant, agreement: float, sha: str = "x" * 64):
     return replace(description, extra={**description.extra, EXTRA_KEY: {
         "name": variant.runtime, "precision": variant.precision, "sha256": sha, "agreement_min_cosine": agreement}})
@@ -154,9 +173,13 @@ def test_index_refuses_a_drifting_runtime_and_accepts_an_agreeing_one(tmp_path, 
             library.check_model(drifting)
 
 
-def test_auto_follows_the_index_variant(tiny_spec, runtime_options, onnx_fp32):
+def test_auto_follows_the_index_variant(tiny_spec, runtime_options, onnx_fp32, tiny_embedder, monkeypatch):
     e = embedder_for(onnx_fp32.description, None, replace(runtime_options, runtime=AUTO, precision=AUTO))
     assert record_of(e.description).variant == Variant(ONNX, "fp32")
+    # an index PyTorch built (before runtimes): the default runtime, in fp32, never an int8 that drifts
+    monkeypatch.setitem(DEFAULTS, "open_clip", Variant(ONNX, "int8"))
+    legacy = embedder_for(tiny_embedder.description, None, replace(runtime_options, runtime=AUTO, precision=AUTO))
+    assert record_of(legacy.description).variant == Variant(ONNX, "fp32")
 
 
 def test_resolve_defaults():
