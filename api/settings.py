@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from artefact.embed.images import DEFAULT_MAX_PIXELS
 from artefact.index.home import Home
+from artefact.index.stores.optimize import FLAT_MAX, TARGET_RECALL, StoreOptions
 from artefact.embed.runtimes.variants import AUTO
 from artefact.index.search import DEFAULT_RERANK
 from artefact.embed.models import (
@@ -93,6 +94,17 @@ class Settings(BaseSettings):
         if pretrained and pretrained.lower() in ("none", "random", RANDOM_INIT):
             pretrained = None
         return ModelSpec(backend, name, pretrained)
+
+    # Vector store: exact flat search up to index_flat_max photos, the compressed kind beyond
+    # (`artefact index optimize` builds it; --type there pins a kind instead).
+    index_flat_max: int = FLAT_MAX
+    index_compressed: str = "ivf-pq"  # ivf-pq | hnsw
+    index_target_recall: float = TARGET_RECALL  # recall@10 against exact search that optimize tunes for
+    index_full_dtype: str = "float32"  # full vectors kept on disk for exact re-scoring (float16 halves them)
+
+    def store_options(self) -> StoreOptions:
+        return StoreOptions(flat_max=self.index_flat_max, compressed=self.index_compressed,
+                            target_recall=self.index_target_recall, full_dtype=self.index_full_dtype)
 
     @property
     def paths(self) -> Home:

@@ -154,10 +154,13 @@ def write_photos(catalogue: Catalogue, photos: Sequence[PreparedPhoto], xb: np.n
 
 
 def follow_photos(library: Library, new_ids: Sequence[int], old_ids: Sequence[int], xb: np.ndarray) -> None:
-    """After `write_photos` committed: the in-memory vector index follows the catalogue."""
+    """After `write_photos` committed: the in-memory vector index follows the catalogue, and the
+    local features move from catalogue rows into the feature store (a kill before that leaves the
+    rows, which the next open moves)."""
     library.vectors.remove(np.asarray(old_ids, dtype=np.int64))
     library.add_vectors(np.asarray(new_ids, dtype=np.int64), xb)
     library.mark_synced()
+    library.adopt_features(list(new_ids), replaced=list(old_ids))
 
 
 @dataclass(frozen=True)
@@ -360,22 +363,23 @@ def backfill_features(library: Library, cfg: PreprocessConfig, kind: str, max_pi
                       report: IngestReport | None = None) -> int:
     """Extract local features for catalogued photos that have none (indexes built before them)."""
     done = 0
-    failed: set[int] = set()
-    while True:
-        todo = [(i, p) for i, p in library.catalogue.images_without_features(limit=64 + len(failed)) if i not in failed]
-        if not todo:
-            return done
+    missing = library.images_without_features().tolist()  # once: no query per batch that grows with the catalogue
+    for start in range(0, len(missing), 64):
+        chunk = missing[start : start + 64]
+        paths = library.catalogue.images_by_id(chunk)
+        todo = [(i, paths[i][1].path) for i in chunk if i in paths]
         with library.catalogue.transaction():
             for image_id, path in todo:
                 try:
                     img, _ = load_photo(Path(path), cfg, max_pixels=max_pixels)
                 except ImageError as exc:
-                    failed.add(image_id)
                     if report is not None:
                         report.problems.append(Problem("", path, f"no local features: {exc}", "warning"))
                     continue
                 library.catalogue.set_features(image_id, extract_features(img, kind).to_row())
                 done += 1
+        library.adopt_features([i for i, _ in todo])
+    return done
 
 
 def _tasks(library: Library, manifest: Path, root: Path, report: IngestReport, bar: Any) -> Iterator[_Task]:

@@ -18,6 +18,8 @@ from artefact.embed.fileio import private_dir
 from artefact.embed.models import ModelDescription
 from artefact.embed.runtimes.variants import agreement_problem
 from artefact.index.catalogue import BUNDLE_META, Catalogue
+from artefact.index.features_store import FeatureStore
+from artefact.index.verification import Features
 from artefact.index.home import Home
 from artefact.index.stores import FlatStore, IdSelection, StoreError, VectorStore, open_store
 from artefact.index.stores import files as store_files
@@ -56,6 +58,7 @@ class Library:
         self._generation = -1  # catalogue generation the in-memory index reflects
         self._store_stamp: tuple[int, int] | None = None  # the store manifest (mtime, size) loaded or saved
         self._attributes: RecordAttributes | None = None  # filter fields by photo id, for exact filters
+        self._features: FeatureStore | None = None  # local features, compact, outside SQLite rows
         self.switch_blocked: str | None = None  # why a newly imported catalogue is not followed
         self.rebuilding: str | None = None  # why the store on disk was set aside until rebuilt (service)
         self._unmatched: VectorStore | None = None  # that store, for `rebuild_vectors` to start from
@@ -408,13 +411,17 @@ class Library:
         model = self.model
         if model is None:
             raise CatalogueError(f"{self.home} has no vectors yet: index some photos first")
+        from artefact.index.catalogue import SearchFilters
+
         with self.writing():
-            self.refresh()
+            if self._vectors is not None:
+                self.refresh()  # a store not loaded yet is never read: the build reads the catalogue
             if kind is not None:
                 with self.catalogue.transaction():
                     self.catalogue.set_meta("index_type", "" if kind == "auto" else kind)
-            want = opt.chosen_kind(self.vectors.ntotal, self.store_options, self.pinned_index_type)
+            want = opt.chosen_kind(len(self.catalogue.image_ids()), self.store_options, self.pinned_index_type)
             generation = self.catalogue.generation
+            self.selection(SearchFilters())  # filter codes built now and saved with the store: opening stays fast
             source = Catalogue(self.catalogue.path)  # its own connection: searches keep using this one
             try:
                 store = opt.build_store(source, self.index_path, model.dim, want, self.store_options, progress=progress)
@@ -450,9 +457,56 @@ class Library:
             ids = self.catalogue.remove_object(object_id)
             self.catalogue.log_change(actor, "remove", object_id, {"record": record.to_dict(), "images": len(ids)})
         removed = self.vectors.remove(np.asarray(ids, dtype=np.int64))
+        self.features.remove(ids)
         self.mark_synced()
         self.save()
         return removed
+
+    # -- local features ----------------------------------------------------------------
+    @property
+    def features(self) -> FeatureStore:
+        """Local features beside the catalogue; rows still in the catalogue (an installation from
+        before the store, an ingest killed before its rows moved) are moved into it first."""
+        folder = self.catalogue.path.parent / self.paths.features.name
+        if self._features is None or self._features.folder != folder:
+            self._features = FeatureStore(folder)
+            self.adopt_features()
+        return self._features
+
+    def adopt_features(self, image_ids: list[int] | None = None, replaced: list[int] | None = None) -> int:
+        """Move local features from catalogue rows (written in the photo's own transaction) into the
+        store, then delete those rows; safe to repeat after a crash. Returns the photos moved."""
+        store = self._features if self._features is not None else self.features
+        if replaced:
+            store.remove(replaced)
+        moved = 0
+        while True:
+            if image_ids is None:
+                batch = [int(r[0]) for r in self.catalogue.db.execute(
+                    "SELECT image_id FROM features ORDER BY image_id LIMIT 2000")]
+            else:
+                batch, image_ids = image_ids[:2000], image_ids[2000:]
+            if not batch:
+                break
+            rows = self.catalogue.features(batch)
+            store.put_many([(i, Features.from_row(*rows[i])) for i in batch if i in rows])
+            with self.catalogue.transaction():
+                marks = ", ".join("?" * len(batch))
+                self.catalogue.db.execute(f"DELETE FROM features WHERE image_id IN ({marks})", batch)
+            moved += len(rows)
+            if moved and moved % 100_000 < len(rows):
+                log.info("local features moved out of the catalogue: %d photos", moved)
+        return moved
+
+    def features_of(self, image_ids: list[int]) -> dict[int, Features]:
+        """Local features of these photos (those that have some)."""
+        return self.features.get_many(image_ids)
+
+    def images_without_features(self) -> np.ndarray:
+        """Ids of catalogue photos with no local features stored (one set difference, no scan per photo)."""
+        store = self.features
+        store.refresh()
+        return np.setdiff1d(self.catalogue.image_ids(), store.ids())
 
     def set_status(self, object_id: str, status: str, actor: str = "cli") -> str:
         """Change an object's status (vectors stay: filters decide what searches see)."""
@@ -477,6 +531,8 @@ class Library:
             "catalogue_bytes": self.catalogue.path.stat().st_size,
             "generation": self.catalogue.generation,
             "local_features": self.local_features,
+            "images_with_features": len(self.features),
+            "features_store": self.features.stats(),
             "bundle": json.loads(self.catalogue.get_meta(BUNDLE_META) or "null"),
             "calibration": {
                 "with_verification": describe(self.calibration(uses_inliers=True)),
@@ -524,6 +580,7 @@ class Library:
                 if diff > 1e-5:
                     problems.append(f"index vectors differ from the catalogue's by up to {diff:.2e}")
                     break
+        problems += self.features.problems(want)
         return {"problems": problems, "objects": counts["objects"], "images": counts["images"],
                 "vectors": store.ntotal}
 

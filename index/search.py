@@ -308,8 +308,7 @@ def verify_matches(library: Library, query_feats: Sequence[Features], matches: S
             seen.setdefault(img.image_id, img)
         per_match.append(list(seen.values())[:PHOTOS_PER_CANDIDATE])
     ids = [i.image_id for imgs in per_match for i in imgs]
-    rows = library.catalogue.features(ids)
-    cand_feats = {i: Features.from_row(*rows[i]) for i in ids if i in rows}
+    cand_feats = library.features_of(ids)
     flat = [(mi, img) for mi, imgs in enumerate(per_match) for img in imgs if img.image_id in cand_feats]
     for m in matches:
         m.inliers = 0

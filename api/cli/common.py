@@ -52,7 +52,7 @@ def open_library(settings: Settings, must_exist: bool = True) -> Library:
             f"no catalogue in {settings.home}: index one first with "
             "`artefact index add MANIFEST --images ROOT` (or pass --home / set ARTEFACT_HOME)"
         )
-    return Library(settings.home)
+    return Library(settings.home, store_options=settings.store_options())
 
 
 def indexed_model(library: Library) -> "ModelDescription":

@@ -1,4 +1,4 @@
-"""`artefact index add | stats | check | calibrate`: build, inspect and calibrate the index."""
+"""`artefact index add | stats | check | calibrate | optimize`: build, inspect, calibrate and tune the index."""
 
 from __future__ import annotations
 
@@ -96,6 +96,7 @@ def format_stats(stats: dict[str, Any]) -> str:
         lines.append(f"Model:    {model['backend']}:{model['model_name']}/{model['pretrained']} (dim {model['dim']})")
     lines.append(f"Files:    catalogue {stats['catalogue_bytes'] / 1e6:.1f} MB, index {stats['index_bytes'] / 1e6:.1f} MB")
     lines.append(f"Local features: {stats['local_features'] or 'none'} ({stats.get('images_with_features', 0)} photos)")
+    lines += format_store(stats.get("index") or {})
     for mode, cal in stats["calibration"].items():
         lines.append(format_verdicts(mode.replace("_", " "), cal))
     fresh = stats.get("freshness")
@@ -105,6 +106,58 @@ def format_stats(stats: dict[str, Any]) -> str:
         if fresh["warning"]:
             lines.append(f"WARNING:  {fresh['warning']}")
     return "\n".join(lines)
+
+
+def format_store(index: dict[str, Any]) -> list[str]:
+    """The vector store: kind and parameters, measured recall, and whether optimize is due."""
+    if not index:
+        return []
+    params = ", ".join(f"{k} {v}" for k, v in sorted((index.get("params") or {}).items()) if k != "spec")
+    pinned = " (pinned)" if index.get("pinned") else ""
+    lines = [f"Index:    {index.get('kind')}{pinned}{': ' + params if params else ''}"]
+    build = index.get("build") or {}
+    if build.get("recall_at_10") is not None:
+        lines.append(f"          recall@10 vs exact {build['recall_at_10']:.3f} (target {build.get('target_recall')}, "
+                     f"filtered {build.get('filtered_recall_at_10')}), trained on {build.get('trained_on')} of "
+                     f"{build.get('ntotal_at_build')} vectors, {build.get('added_since', 0)} added since")
+    for reason in index.get("optimize_due") or []:
+        lines.append(f"          optimize due: {reason} (run `artefact index optimize`)")
+    return lines
+
+
+def cmd_optimize(args: argparse.Namespace, settings: Settings) -> int:
+    """(Re)build the vector store and tune it; searches elsewhere keep the old one until it is ready."""
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if args.quiet or args.json:
+            return
+        bar = bars.get(stage)
+        if bar is None:
+            for old in bars.values():
+                old.close()
+            bar = bars[stage] = tqdm(total=total or None, desc=stage, unit="vec", dynamic_ncols=True)
+        bar.update(done - bar.n)
+
+    with open_library(settings) as library:
+        try:
+            report = library.optimize(kind=args.type, target_recall=args.target_recall, progress=progress)
+        finally:
+            for bar in bars.values():
+                bar.close()
+    if args.json:
+        print_json(report)
+        return EXIT_OK
+    params = ", ".join(f"{k} {v}" for k, v in sorted((report.get("params") or {}).items()))
+    print(f"Index: {report['kind']} over {report['vectors']} vectors{': ' + params if params else ''}")
+    if not report.get("exact"):
+        reached = "reached" if report["recall_at_10"] >= report["target_recall"] else "NOT reached"
+        print(f"  recall@10 vs exact {report['recall_at_10']:.3f} on {report.get('queries')} held-out vectors "
+              f"(target {report['target_recall']} {reached}); filtered {report.get('filtered_recall_at_10')}; "
+              f"{report.get('search_ms')} ms per search")
+    return EXIT_OK
 
 
 def format_verdicts(mode: str, cal: dict[str, Any]) -> str:

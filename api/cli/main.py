@@ -84,6 +84,12 @@ def _add_index(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=int, default=10, help="candidates per query used as samples")
     p.add_argument("--rerank", type=int, help="candidates given geometric verification")
     p.set_defaults(func=index.cmd_calibrate)
+    p = group.add_parser("optimize", parents=[common],
+                         help="(re)build the vector index: flat (exact) or compressed (ivf-pq, hnsw), tuned to a recall")
+    p.add_argument("--type", choices=["auto", "flat", "ivf-pq", "hnsw"],
+                   help="pin this kind (auto: chosen by size, the default until pinned)")
+    p.add_argument("--target-recall", type=float, help="recall@10 against exact search to reach (default 0.98)")
+    p.set_defaults(func=index.cmd_optimize)
 
 
 def _add_objects(sub: Subparsers, common: argparse.ArgumentParser) -> None:

@@ -139,7 +139,7 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.library = Library(settings.home)
+        self.library = Library(settings.home, store_options=settings.store_options())
         self.lock = threading.RLock()
         embedder = embedder_for(self.library.model, settings.explicit_spec(), settings.load_options())
         self.library.check_model(embedder.description)

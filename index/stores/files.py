@@ -64,10 +64,11 @@ def commit(index_path: Path, manifest: dict[str, Any]) -> None:
 def referenced(manifest: dict[str, Any]) -> set[str]:
     files = manifest.get("files") or {}
     names = {v for k, v in files.items() if isinstance(v, str)}
-    full = files.get("full") or {}
-    names.update(name for name, _ in full.get("segments", []))
-    if full.get("loc"):
-        names.add(full["loc"])
+    for key in ("full", "rerank"):
+        entry = files.get(key) or {}
+        names.update(name for name, _ in entry.get("segments", []))
+        if entry.get("loc"):
+            names.add(entry["loc"])
     return names
 
 

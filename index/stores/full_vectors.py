@@ -24,17 +24,19 @@ from artefact.embed.fileio import atomic_path
 from artefact.index.stores.base import StoreError
 
 MAX_SEGMENTS = 8  # more small segments are merged into one at the next save
-DTYPES = {"float32": np.float32, "float16": np.float16}
+DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}  # uint8: quantiser codes
 
 
 class FullVectors:
     """Vectors by id: saved segments (memory-mapped) + vectors added since (in memory)."""
 
-    def __init__(self, dim: int, dtype: str = "float32") -> None:
+    def __init__(self, dim: int, dtype: str = "float32", in_memory: bool = False) -> None:
+        """in_memory: read segments into RAM instead of mapping them (small codes searched often)."""
         if dtype not in DTYPES:
             raise ValueError(f"full-vector dtype {dtype!r} is not one of {', '.join(DTYPES)}")
         self.dim = dim
         self.dtype = dtype
+        self.in_memory = in_memory
         self._segments: list[tuple[str, np.ndarray]] = []  # (file name, (n, dim) memmap)
         self._starts = np.zeros(1, dtype=np.int64)  # global row where each segment starts; last = saved rows
         self._tail: list[np.ndarray] = []
@@ -98,7 +100,7 @@ class FullVectors:
         if not self.has(ids).all():
             raise KeyError("some ids have no stored vector")
         rows = self._loc[ids]
-        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        out = np.empty((len(ids), self.dim), dtype=np.uint8 if self.dtype == "uint8" else np.float32)
         seg = np.searchsorted(self._starts, rows, side="right") - 1  # len(segments) = the tail
         for s in np.unique(seg):
             pick = np.flatnonzero(seg == s)
@@ -154,7 +156,7 @@ class FullVectors:
             if len(m) and not (folder / name).exists():
                 new = f"{prefix}-{secrets.token_hex(4)}.{self.dtype}"
                 _write_matrix(folder / new, np.asarray(m))
-                self._segments[n] = (new, _map(folder / new, len(m), self.dim, self.dtype))
+                self._segments[n] = (new, _map(folder / new, len(m), self.dim, self.dtype, self.in_memory))
 
     def write_segment(self, folder: Path, prefix: str, chunks: Any) -> None:
         """Stream (ids, vectors) chunks into one new segment file, without holding them all in memory."""
@@ -185,7 +187,7 @@ class FullVectors:
         return int(live[-1]) + 1 if len(live) else 0
 
     def _append_segment(self, folder: Path, name: str, n: int) -> None:
-        self._segments.append((name, _map(folder / name, n, self.dim, self.dtype)))
+        self._segments.append((name, _map(folder / name, n, self.dim, self.dtype, self.in_memory)))
         self._starts = np.append(self._starts, self._starts[-1] + n)
 
     def _merge_small(self, folder: Path, prefix: str) -> None:
@@ -205,8 +207,8 @@ class FullVectors:
         self._loc[moving] = len(kept) + np.arange(len(moving))
 
     @classmethod
-    def load(cls, folder: Path, entry: dict[str, Any], dim: int) -> "FullVectors":
-        fv = cls(dim, entry.get("dtype", "float32"))
+    def load(cls, folder: Path, entry: dict[str, Any], dim: int, in_memory: bool = False) -> "FullVectors":
+        fv = cls(dim, entry.get("dtype", "float32"), in_memory)
         try:
             for name, n in entry["segments"]:
                 fv._append_segment(folder, name, int(n))
@@ -236,10 +238,12 @@ def _write_matrix(path: Path, x: np.ndarray) -> None:
             f.write(np.ascontiguousarray(x).tobytes())
 
 
-def _map(path: Path, n: int, dim: int, dtype: str) -> np.ndarray:
+def _map(path: Path, n: int, dim: int, dtype: str, in_memory: bool = False) -> np.ndarray:
     if n == 0:
         return np.zeros((0, dim), DTYPES[dtype])
     try:
+        if in_memory:
+            return np.fromfile(path, dtype=DTYPES[dtype], count=n * dim).reshape(n, dim)
         m = np.memmap(path, dtype=DTYPES[dtype], mode="r", shape=(n, dim))
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot map {path}: {exc}") from exc

@@ -32,13 +32,14 @@ def default_nlist(n: int) -> int:
 
 
 def default_pq_m(dim: int) -> int:
-    """Sub-quantisers of at most 10 dimensions (4-bit codes: 128 of them, 64 bytes, for 1280-d).
+    """Sub-quantisers of at most 5 dimensions (4-bit codes: 256 of them, 128 bytes, for 1280-d).
 
-    Measured on 1280-d clustered embeddings (benchmarks/bench_scale.py): 20 dimensions per
-    sub-quantiser (64 x 4 bit) ranks too coarsely for any shortlist to reach recall 0.9.
+    Measured on 1280-d clustered embeddings, 50k photos (IVF512, nprobe 64): with 20 or 10
+    dimensions per sub-quantiser (64 or 128 bytes) recall@10 after exact re-scoring of a
+    300-photo shortlist is 0.61 or 0.88; with 5 dimensions (128 bytes) it is 0.97.
     """
     for m in sorted(d for d in range(2, dim + 1, 2) if dim % d == 0):
-        if dim // m <= 10:
+        if dim // m <= 5:
             return m
     return dim if dim % 2 == 0 else 1
 
@@ -90,11 +91,16 @@ class IvfPqStore(ApproximateStore):
         index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
         sample = np.ascontiguousarray(sample, dtype=np.float32)
         index.train(sample)
+        # Re-ranking codes: 4 bits per value keep 1280-d rankings (0.64 KB per photo); few dimensions need 8.
+        qtype = faiss.ScalarQuantizer.QT_4bit if dim > 256 else faiss.ScalarQuantizer.QT_8bit
+        sq = faiss.IndexScalarQuantizer(dim, qtype, faiss.METRIC_INNER_PRODUCT)
+        sq.train(sample)
         store = cls(dim, index, FullVectors(dim, dtype), {**params, "spec": spec},
-                    BuildInfo(trained_on=len(sample)))
+                    BuildInfo(trained_on=len(sample)), sq)
         store.build.fit_at_build = float(store._fit(sample).mean())
         return store
 
     def memory_bytes(self) -> int:
         ivf = self.ivf
-        return int(self.ntotal * (ivf.code_size + 8) + ivf.nlist * self.dim * 4)
+        rerank = self.sq.sa_code_size() if self.sq is not None else 0
+        return int(self.ntotal * (ivf.code_size + 8 + rerank + 16) + ivf.nlist * self.dim * 4)

@@ -120,6 +120,8 @@ class BuildState:
     last_id: int = -1  # vectors with ids up to this one are in the checkpoint
     index_file: str = ""
     full: dict[str, Any] | None = None
+    rerank: dict[str, Any] | None = None
+    sq_file: str = ""
     trained_on: int = 0
     fit_at_build: float = 0.0
 
@@ -181,6 +183,8 @@ def build_store(
         with atomic_path(folder / state.index_file) as tmp:
             faiss.write_index(store.index, tmp)
         state.full = store.full.save(folder, "seg")
+        if store.rerank is not None:
+            state.rerank = store.rerank.save(folder, "sq")
         state.stage = "filling"
         state.save(folder)
         for old in folder.glob("index-*.faiss"):
@@ -199,7 +203,9 @@ def _train_or_resume(source: VectorSource, folder: Path, state: BuildState, cls:
     if state.stage in ("filling", "filled") and state.full is not None:
         index = faiss.read_index(str(folder / state.index_file))
         full = FullVectors.load(folder, state.full, state.dim)
-        store = cls(state.dim, index, full, state.params)
+        sq = faiss.read_index(str(folder / state.sq_file)) if state.sq_file else None
+        rerank = FullVectors.load(folder, state.rerank, sq.sa_code_size(), in_memory=True) if sq is not None and state.rerank else None
+        store = cls(state.dim, index, full, state.params, sq=sq, rerank=rerank)
         store.build.trained_on, store.build.fit_at_build = state.trained_on, state.fit_at_build
         return store
     rng = np.random.default_rng(0)
@@ -212,6 +218,10 @@ def _train_or_resume(source: VectorSource, folder: Path, state: BuildState, cls:
     trained = cls.train(state.dim, sample, state.params, state.dtype)  # type: ignore[attr-defined]
     log.info("trained %s on %d vectors in %.1f s", state.kind, len(sample), time.perf_counter() - t0)
     state.trained_on, state.fit_at_build = trained.build.trained_on, trained.build.fit_at_build
+    if trained.sq is not None:
+        state.sq_file = "sq.faiss"
+        with atomic_path(folder / state.sq_file) as tmp:
+            faiss.write_index(trained.sq, tmp)
     state.stage = "trained"
     state.save(folder)
     return trained
@@ -230,6 +240,8 @@ def _fill(store: ApproximateStore, folder: Path, source: VectorSource, ids: np.n
         for got, xb in source.vectors(ids.tolist()):
             xb = np.ascontiguousarray(xb, dtype=np.float32)
             store._index_add(got, xb)
+            if store.rerank is not None:
+                store.rerank.add(got, store.sq.sa_encode(xb))
             yield got, xb
             note("adding", store.index.ntotal, total)
 
@@ -242,14 +254,16 @@ def adopt_build_files(store: VectorStore, index_path: Path) -> None:
         return
     folder = files.build_folder(index_path)
     prefix = files.file_prefix(index_path)
-    renamed = []
-    for name, m in store.full._segments:
-        src = folder / name
-        if src.exists():
-            new = f"{prefix}-{name}"
-            src.rename(index_path.parent / new)
-            renamed.append((name, new))
-    store.full.rename_segments(dict(renamed))
+    for table in (store.full, store.rerank):
+        if table is None:
+            continue
+        renamed = {}
+        for name in table.files():
+            src = folder / name
+            if src.exists():
+                renamed[name] = f"{prefix}-{name}"
+                src.rename(index_path.parent / renamed[name])
+        table.rename_segments(renamed)
 
 
 def discard_build(index_path: Path) -> None:

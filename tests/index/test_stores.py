@@ -9,6 +9,7 @@ import pytest
 from artefact.index.catalogue import Catalogue, SearchFilters
 from artefact.index.records import ObjectRecord
 from artefact.index.stores import FlatStore, HnswStore, IdSelection, IvfPqStore, VectorStore, open_store
+from artefact.index.stores import files
 from artefact.index.stores.attributes import RecordAttributes
 from artefact.index.stores.optimize import tune
 
@@ -155,8 +156,10 @@ def test_save_and_load_round_trip_leaves_readers_of_old_files_working(tmp_path, 
     assert manifest["generation"] == 3 and again.ntotal == N - 10
     np.testing.assert_array_equal(np.sort(again.ids()), np.sort(ids[10:]))
     np.testing.assert_allclose(again.reconstruct(ids[10:20]), xb[10:20], atol=1e-6)
-    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("vectors-"))
-    assert len(leftovers) == 4  # index, one segment per save with new vectors, location table
+    # Exactly the files the manifest names are left: the older saves' were collected.
+    leftovers = {p.name for p in tmp_path.iterdir() if p.name.startswith("vectors-")}
+    assert leftovers == files.referenced(manifest)
+    assert sum(n.endswith(".float32") for n in leftovers) == 2  # one segment per save that added vectors
 
 
 def test_tune_reaches_the_target_recall(data):

@@ -1,0 +1,356 @@
+"""Scale benchmark: libraries of 100k-1M synthetic photos, each vector store kind built, opened and searched.
+
+    .venv/bin/python benchmarks/bench_scale.py                       # 100k photos, flat and ivf-pq
+    .venv/bin/python benchmarks/bench_scale.py --sizes 1000000 --json
+    .venv/bin/python benchmarks/bench_scale.py --sizes 100000 --types ivf-pq,hnsw,flat --recall-bench
+
+Vectors have the offline backbone's dimension (1280) and are clustered like its real
+embeddings (see scale_data.py); objects have 1-6 photos and skewed status / type /
+country / source fields. Per size the catalogue (SQLite, as ingest writes it) is built
+once and cached in --workdir; per store kind `Library.optimize(kind)` builds and tunes the
+store, then a fresh process opens the library and searches it, so that open time and
+resident memory are those of a new process. Printed per kind:
+
+  build_s, disk_mb         optimize (train, fill, tune) time; store files on disk
+  open_s, rss_mb           Library(home) + store + filter codes loaded; VmRSS after the searches
+  rss_open_mb, rss_anon_mb VmRSS right after opening; anonymous (non-file) part after the searches
+  search_p50_ms/p95_ms     one query photo, k=10 objects, `search_vectors` (filter: country = the
+                           commonest + recovered left out, about 20% of photos)
+  nofilter_p50_ms, default_p50_ms, narrow_p50_ms
+                           no filter at all; the default filter (recovered left out); a narrow one
+                           (a rarer country and type, about 0.3%)
+  recall_at_10             image-level top 10 vs exact search (held-out perturbed catalogue photos)
+  filtered_recall_at_10    the same among the country filter's photos
+
+With --recall-bench the project's recall benchmark (bench-build on data/sample, embedded
+by EfficientNet-Lite0) is indexed with --recall-distractors synthetic photos around it,
+and recall@1 of embedding search is reported for flat vs the compressed kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scale_data as sd  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+K = 10
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def rss_mib() -> dict[str, float]:
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        for key in ("VmRSS", "RssAnon", "RssFile"):
+            if line.startswith(key + ":"):
+                out[key] = int(line.split()[1]) / 1024
+    return out
+
+
+# -- building a catalogue -----------------------------------------------------------------
+def build_catalogue(home: Path, shape: sd.Shape, n_photos: int, seed: int = 0) -> dict[str, Any]:
+    """The rows ingest would write for n_photos synthetic photos (bulk SQL, one transaction per chunk)."""
+    from artefact.embed.models import ModelDescription
+    from artefact.index.catalogue import Catalogue
+    from artefact.index.home import Home
+    from artefact.index.records import RECORD_FIELDS
+
+    done = home / "built.json"
+    if done.is_file():
+        return dict(json.loads(done.read_text()))
+    home.mkdir(parents=True, exist_ok=True)
+    cat = Catalogue(Home(home).catalogue)
+    model = ModelDescription("efficientnet_lite0", "tf_efficientnet_lite0", "imagenet", shape.dim, {"size": 224},
+                             "synthetic-bench", False)
+    fields = sd.object_fields(n_photos, seed)
+    t0 = time.perf_counter()
+    cols = ", ".join(RECORD_FIELDS)
+    marks = ", ".join("?" * len(RECORD_FIELDS))
+    objects = 0
+    with cat.transaction():
+        cat.set_model(model.to_dict())
+    for chunk in sd.synthetic_photos(shape, n_photos, seed=seed):
+        with cat.transaction():
+            obj_rows = []
+            for o in range(chunk.first_object, chunk.first_object + chunk.n_objects):
+                values = {f: "" for f in RECORD_FIELDS}
+                values.update({f: str(fields[f][o]) for f in fields})
+                values["title"] = f"synthetic object {o}"
+                obj_rows.append((f"SYN-{o:07d}", *[values[f] for f in RECORD_FIELDS], "{}", "2026-01-01", "2026-01-01"))
+            cat.db.executemany(f"INSERT INTO objects (object_id, {cols}, extra, created_at, updated_at) "
+                               f"VALUES (?, {marks}, ?, ?, ?)", obj_rows)
+            first_pk = cat.db.execute("SELECT pk FROM objects WHERE object_id = ?", (obj_rows[0][0],)).fetchone()[0]
+            img_rows = [(first_pk + int(o - chunk.first_object), f"/syn/{o}/{n}.jpg", f"{o:08x}{n:056x}", 1, 0, 1600, 1200,
+                         v.tobytes(), "2026-01-01")
+                        for n, (o, v) in enumerate(zip(chunk.object_index, chunk.vectors))]
+            cat.db.executemany("INSERT INTO images (object_pk, path, sha256, size_bytes, mtime_ns, width, height, vector, "
+                               "added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", img_rows)
+            cat.bump_generation()
+        objects += chunk.n_objects
+        log(f"catalogue: {objects} objects, {len(chunk.vectors)} photos more")
+    info = {"photos": n_photos, "objects": objects, "catalogue_s": round(time.perf_counter() - t0, 1),
+            "catalogue_mb": round(Home(home).catalogue.stat().st_size / 1e6, 1)}
+    cat.close()
+    done.write_text(json.dumps(info))
+    return info
+
+
+def make_queries(home: Path, shape: sd.Shape, n: int, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """New photos of catalogued objects: a catalogue photo moved by a real within-object difference."""
+    from artefact.index.catalogue import Catalogue
+    from artefact.index.home import Home
+
+    cat = Catalogue(Home(home).catalogue)
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(cat.image_ids(), size=n, replace=False))
+    x = np.concatenate([m for _, m in cat.vectors(ids.tolist())])
+    cat.close()
+    r = shape.residuals
+    delta = (r[rng.integers(0, len(r), n)] - r[rng.integers(0, len(r), n)]) / np.sqrt(2)
+    q = np.maximum(x + 0.5 * delta, 0)
+    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32), ids
+
+
+def exact_truth(home: Path, xq: np.ndarray, filters: list[Any]) -> list[np.ndarray]:
+    """Exact top-K image ids per query, for each filter, streaming every catalogue vector once."""
+    from artefact.index.catalogue import Catalogue
+    from artefact.index.home import Home
+
+    cat = Catalogue(Home(home).catalogue)
+    allowed = [None if f is None else np.sort(cat.image_ids(f)) for f in filters]
+    best = [(np.full((len(xq), 0), -np.inf, np.float32), np.zeros((len(xq), 0), np.int64)) for _ in filters]
+    for ids, mat in cat.vectors(chunk=20000):
+        S = xq @ mat.T
+        for n, a in enumerate(allowed):
+            keep = np.ones(len(ids), bool) if a is None else np.isin(ids, a)
+            s = np.hstack([best[n][0], S[:, keep]])
+            i = np.hstack([best[n][1], np.broadcast_to(ids[keep], (len(xq), int(keep.sum())))])
+            top = np.argsort(-s, axis=1, kind="stable")[:, :K]
+            best[n] = (np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1))
+    cat.close()
+    return [b[1] for b in best]
+
+
+# -- measuring in a fresh process ---------------------------------------------------------
+def bench_filters(home: Path) -> dict[str, Any]:
+    """The filters searched: chosen from the catalogue's own field counts."""
+    from artefact.index.catalogue import Catalogue, SearchFilters
+    from artefact.index.home import Home
+
+    cat = Catalogue(Home(home).catalogue)
+    countries = [r[0] for r in cat.db.execute("SELECT country, count(*) c FROM objects GROUP BY country ORDER BY c DESC")]
+    types = [r[0] for r in cat.db.execute("SELECT object_type, count(*) c FROM objects GROUP BY object_type ORDER BY c DESC")]
+    cat.close()
+    return {
+        "nofilter": SearchFilters(include_recovered=True),
+        "default": SearchFilters(),
+        "country": SearchFilters(country=(countries[0],)),
+        "narrow": SearchFilters(country=(countries[min(5, len(countries) - 1)],), object_type=(types[min(3, len(types) - 1)],)),
+    }
+
+
+def measure(home: Path, queries: Path, n_timed: int) -> dict[str, Any]:
+    """Run in a new process: open, search with each filter, recall against the exact answers."""
+    from artefact.index.library import Library
+    from artefact.index.search import IMAGE, search_vectors
+
+    data = np.load(queries)
+    xq, truth, truth_country = data["xq"], data["truth"], data["truth_country"]
+    filters = bench_filters(home)
+    before = rss_mib()
+    t0 = time.perf_counter()
+    lib = Library(home)
+    store = lib.vectors
+    lib.selection(filters["default"])  # filter codes loaded (and brought up to date)
+    open_s = time.perf_counter() - t0
+    rss_open = rss_mib()
+    out: dict[str, Any] = {"kind": store.kind, "vectors": store.ntotal, "open_s": round(open_s, 3),
+                           "rss_open_mb": round(rss_open["VmRSS"], 1),
+                           "rss_before_open_mb": round(before["VmRSS"], 1)}
+    for name, f in filters.items():
+        sel = lib.selection(f)
+        out[f"{name}_selected"] = store.ntotal if sel is None else sel.count
+        times = []
+        for q in xq[:n_timed]:
+            t = time.perf_counter()
+            search_vectors(lib, q[None], [IMAGE], k=K, filters=f)
+            times.append((time.perf_counter() - t) * 1e3)
+        out[f"{name}_p50_ms"] = round(float(np.percentile(times, 50)), 2)
+        out[f"{name}_p95_ms"] = round(float(np.percentile(times, 95)), 2)
+    out["search_p50_ms"], out["search_p95_ms"] = out["country_p50_ms"], out["country_p95_ms"]
+    hits = store.search(xq, K)
+    out["recall_at_10"] = round(float(np.mean([len(np.intersect1d(i, t)) / K for (_, i), t in zip(hits, truth)])), 4)
+    sel = lib.selection(filters["country"])
+    hits = store.search(xq, K, sel)
+    out["filtered_recall_at_10"] = round(float(np.mean([len(np.intersect1d(i, t)) / K
+                                                         for (_, i), t in zip(hits, truth_country)])), 4)
+    after = rss_mib()
+    out.update({"rss_mb": round(after["VmRSS"], 1), "rss_anon_mb": round(after.get("RssAnon", 0), 1),
+                "rss_file_mb": round(after.get("RssFile", 0), 1), "params": store.describe().get("params")})
+    lib.close()
+    return out
+
+
+def run_kind(home: Path, kind: str, queries: Path, n_timed: int, target: float) -> dict[str, Any]:
+    from artefact.index.library import Library
+    from artefact.index.stores import files
+
+    log(f"{home.name}: building {kind}")
+    lib = Library(home)
+    t0 = time.perf_counter()
+    last = [0.0]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 30:
+            last[0] = time.perf_counter()
+            log(f"  {stage} {done}/{total}")
+
+    report = lib.optimize(kind=kind, target_recall=target, progress=progress)
+    build_s = time.perf_counter() - t0
+    disk = files.disk_bytes(lib.index_path)
+    lib.close()
+    log(f"  built in {build_s:.0f} s: {report.get('params')} recall {report.get('recall_at_10')}")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks")}
+    res = subprocess.run([sys.executable, __file__, "--measure", str(home), str(queries), str(n_timed)],
+                         capture_output=True, text=True, env=env, check=False)
+    if res.returncode != 0:
+        raise SystemExit(f"measuring {kind} failed:\n{res.stderr[-3000:]}")
+    measured = json.loads(res.stdout)
+    return {"build_s": round(build_s, 1), "disk_mb": round(disk / 1e6, 1),
+            "tuned": {k: report.get(k) for k in ("params", "recall_at_10", "filtered_recall_at_10", "search_ms")},
+            **measured}
+
+
+# -- the project's recall benchmark ------------------------------------------------------------
+def recall_bench(workdir: Path, shape: sd.Shape, distractors: int, kinds: list[str]) -> dict[str, Any]:
+    """recall@1 of embedding search on the project's benchmark, hidden among synthetic photos, per kind."""
+    from artefact.index.bench.builder import BenchmarkSpec, build_benchmark, index_benchmark, load_benchmark
+    from artefact.index.bench.metrics import rank_of, recall_at_k
+    from artefact.index.catalogue import SearchFilters
+    from artefact.index.library import Library
+    from artefact.index.search import IMAGE, search_vectors
+    from artefact.embed.preprocess import load_photo
+    from _common import load_model
+
+    sample = REPO / "data" / "sample"
+    root = workdir / "recall-bench"
+    home = root / "home"
+    model = load_model("efficientnet-lite0", batch_size=16)
+    if not (root / "queries.csv").is_file():
+        build_benchmark(root, sample / "catalogue.csv", sample / "images", BenchmarkSpec(objects_per_condition=8))
+    bench = load_benchmark(root)
+    queries = [q for q in bench.queries() if q.expected_id is not None]
+    cache = root / "query_vectors.npy"
+    if not (home / "built.json").is_file():
+        lib = Library(home)
+        index_benchmark(lib, model, sample / "catalogue.csv", sample / "images", bench, workers=0)
+        # Synthetic photos around the real ones: the compressed index must find them among many.
+        from artefact.index.records import ObjectRecord
+        vecs = list(sd.synthetic_photos(shape, distractors, seed=11))
+        with lib.writing():
+            lib.refresh()
+            for chunk in vecs:
+                with lib.catalogue.transaction():
+                    ids = []
+                    for o, v in zip(chunk.object_index, chunk.vectors):
+                        pk, _ = lib.catalogue.upsert_object(ObjectRecord(f"DIS-{o:07d}", {"title": "distractor"}))
+                        ids.append(lib.catalogue.add_image(pk, f"/dis/{o}/{len(ids)}.jpg", f"d{o}-{len(ids)}", 1, 0, 8, 8, v))
+                lib.add_vectors(np.asarray(ids, np.int64), chunk.vectors)
+                lib.mark_synced()
+            lib.save()
+        lib.close()
+        (home / "built.json").write_text("{}")
+    if cache.is_file():
+        xq = np.load(cache)
+    else:
+        log(f"embedding {len(queries)} benchmark queries")
+        arrays = [load_photo(q.photos[0], model.preprocess)[1] for q in queries]
+        xq = model.embed_prepared(arrays).astype(np.float32)
+        np.save(cache, xq)
+    out: dict[str, Any] = {"queries": len(queries), "distractors": distractors}
+    for kind in kinds:
+        lib = Library(home)
+        lib.optimize(kind=kind)
+        ranks = []
+        for q, v in zip(queries, xq):
+            matches = search_vectors(lib, v[None], [IMAGE], k=10, filters=SearchFilters(include_recovered=True))
+            ranks.append(rank_of([m.record.object_id for m in matches], q.expected_id, [m.score for m in matches]))
+        out[kind] = {"recall_at_1": round(recall_at_k(ranks, 1), 4), "recall_at_5": round(recall_at_k(ranks, 5), 4),
+                     "vectors": lib.vectors.ntotal}
+        lib.close()
+        log(f"recall bench {kind}: {out[kind]}")
+    if len(kinds) > 1:
+        out["recall_at_1_difference"] = round(out[kinds[0]]["recall_at_1"] - out[kinds[1]]["recall_at_1"], 4)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="100000", help="comma-separated photo counts (default 100000)")
+    ap.add_argument("--types", default="ivf-pq,flat", help="store kinds, in build order (default ivf-pq,flat)")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/artefact-bench-scale"))
+    ap.add_argument("--queries", type=int, default=300, help="held-out queries for recall")
+    ap.add_argument("--timed", type=int, default=200, help="queries timed per filter")
+    ap.add_argument("--flat-timed", type=int, default=30, help="queries timed per filter for flat above 200k")
+    ap.add_argument("--target-recall", type=float, default=0.98)
+    ap.add_argument("--recall-bench", action="store_true", help="also recall@1 on the project's benchmark")
+    ap.add_argument("--recall-distractors", type=int, default=50_000)
+    ap.add_argument("--measure", nargs=3, metavar=("HOME", "QUERIES", "N"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.measure:
+        print(json.dumps(measure(Path(args.measure[0]), Path(args.measure[1]), int(args.measure[2]))))
+        return
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    shape = sd.shape_of(*sd.real_embeddings(args.workdir / "real_embeddings.npz"))
+    result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg()}, "sizes": {}}
+    for size in [int(s) for s in args.sizes.split(",")]:
+        home = args.workdir / f"lib-{size}"
+        info = build_catalogue(home, shape, size)
+        qfile = home / "queries.npz"
+        if not qfile.is_file():
+            xq, _ = make_queries(home, shape, args.queries)
+            filters = bench_filters(home)
+            log(f"exact answers for {len(xq)} queries")
+            truth, truth_country = exact_truth(home, xq, [None, filters["country"]])
+            np.savez(qfile, xq=xq, truth=truth, truth_country=truth_country)
+        per_kind: dict[str, Any] = {}
+        for kind in args.types.split(","):
+            timed = args.flat_timed if kind == "flat" and size > 200_000 else args.timed
+            per_kind[kind] = run_kind(home, kind, qfile, timed, args.target_recall)
+            log(f"{kind}: {json.dumps({k: v for k, v in per_kind[kind].items() if k != 'tuned'})}")
+        result["sizes"][str(size)] = {"catalogue": info, "types": per_kind}
+    if args.recall_bench:
+        kinds = [k for k in ("flat", "ivf-pq") if k in args.types.split(",")] or ["flat", "ivf-pq"]
+        result["recall_bench"] = recall_bench(args.workdir, shape, args.recall_distractors, kinds)
+    result["machine"]["load_avg_end"] = os.getloadavg()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    cols = ["kind", "build_s", "disk_mb", "open_s", "rss_open_mb", "rss_mb", "search_p50_ms", "search_p95_ms",
+            "nofilter_p50_ms", "default_p50_ms", "narrow_p50_ms", "recall_at_10", "filtered_recall_at_10"]
+    for size, r in result["sizes"].items():
+        print(f"\n{size} photos ({r['catalogue']['objects']} objects)")
+        print("  ".join(f"{c:>14}" for c in cols))
+        for kind, m in r["types"].items():
+            print("  ".join(f"{str(m.get(c, kind if c == 'kind' else '')):>14}" for c in cols))
+    if "recall_bench" in result:
+        print("\nrecall benchmark:", json.dumps(result["recall_bench"]))
+
+
+if __name__ == "__main__":
+    main()
