@@ -14,6 +14,8 @@ from artefact.api.cli.common import (
     open_library,
     print_json,
 )
+from artefact.api.http.files import sweep_home
+from artefact.api.http.files import sweep_home
 from artefact.api.settings import Settings
 from artefact.index.bench.calibration_samples import collect_samples
 from artefact.index.bench.queries import read_queries
@@ -169,18 +171,26 @@ def format_verdicts(mode: str, cal: dict[str, Any]) -> str:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    """Read-only unless --repair, which rebuilds the vector index from the catalogue under the writer lock."""
+    """Read-only unless --repair, which rebuilds the vector index from the catalogue and removes the service's
+    orphaned files (uploads, thumbnails, evidence images no row refers to), under the writer lock."""
+    swept: list[Path] | None = None
     with open_library(settings) as library:
         repaired = library.repair() if args.repair else None
+        if args.repair:
+            with library.writing():  # a create writes its photo files just before its commit
+                swept = sweep_home(settings.paths, library.catalogue)
         report = library.inspect()
     problems = report["problems"]
     if args.json:
         print_json({"ok": not problems, "problems": problems, "images": report["images"], "vectors": report["vectors"],
-                    **({"repaired": repaired} if repaired is not None else {})})
+                    **({"repaired": repaired} if repaired is not None else {}),
+                    **({"orphans_removed": [str(p) for p in swept]} if swept is not None else {})})
         return EXIT_ERROR if problems else EXIT_OK
     if repaired is not None and repaired["before"]:
         print("\n".join(f"REPAIRED: {p}" for p in repaired["before"]))
         print(f"Vector index rebuilt from the catalogue: {repaired['added']} vectors added, {repaired['removed']} removed")
+    if swept:
+        print(f"REMOVED: {len(swept)} orphaned files no catalogue row or search refers to (uploads, thumbnails, evidence)")
     if problems:
         print("\n".join(f"PROBLEM: {p}" for p in problems))
         if repaired is None:
