@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     rerank: int = DEFAULT_RERANK  # top candidates given the geometric second look; 0 = off
     cli_results: int = 5  # objects a CLI search prints
     http_results: int = 10  # objects an HTTP search returns unless `k` is sent
-    # Photos decoded at once across all requests (unset = CPU cores). Decoding is CPU-bound, so more
-    # slots add no speed, only memory: each decode holds several MB until it is done.
+    # Photos decoded at once across all requests (unset: CPU cores, fewer where the memory available
+    # would not hold that many decodes at the pixel cap). Decoding is CPU-bound, so more slots add no
+    # speed, only memory: each decode holds up to ~8 bytes per pixel until it is done.
     decode_slots: int | None = None
     cors_origins: list[str] = []
     audit_keep_photos: bool = False

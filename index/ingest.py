@@ -303,9 +303,10 @@ def ingest_manifest(
     batch: list[tuple[_Task, DecodedPhoto]] = []
     committed = 0
     last_save = time.monotonic()
+    save_cost = 0.0  # seconds the last save took: a large index is saved less often
 
     def flush() -> None:
-        nonlocal committed, last_save
+        nonlocal committed, last_save, save_cost
         if not batch:
             return
         photos = [
@@ -325,9 +326,13 @@ def ingest_manifest(
         batch.clear()
         if on_batch is not None:
             on_batch(committed)
-        if time.monotonic() - last_save > save_every_s:
+        # Saving rewrites the index file, which grows with the catalogue: keep saves under ~5% of
+        # the run, else a million-photo ingest would spend ever more of its time saving.
+        if time.monotonic() - last_save > max(save_every_s, 20 * save_cost):
+            started_save = time.monotonic()
             library.save()
             last_save = time.monotonic()
+            save_cost = last_save - started_save
 
     decoder = _Decoder(workers, cfg, max_pixels, inflight=max(2 * batch_size, 8 * workers), feature_kind=feature_kind)
     with library.writing():
@@ -384,7 +389,7 @@ def backfill_features(library: Library, cfg: PreprocessConfig, kind: str, max_pi
 
 def _tasks(library: Library, manifest: Path, root: Path, report: IngestReport, bar: Any) -> Iterator[_Task]:
     catalogue = library.catalogue
-    seen_objects: set[str] = set()
+    seen_objects = bytearray()  # bitmap by object pk: an eighth of a byte per object, not a string
     for row in read_manifest(manifest):
         if row.record is None:
             report.problems.append(Problem("", f"{manifest.name}:{row.line}", row.problem or "bad row"))
@@ -399,8 +404,10 @@ def _tasks(library: Library, manifest: Path, root: Path, report: IngestReport, b
             report.problems.append(Problem(oid, f"{manifest.name}:{row.line}", str(exc)))
             bar.update(max(1, len(row.images)))
             continue
-        if oid not in seen_objects:  # a later row with the same id adds photos, not a second object
-            seen_objects.add(oid)
+        if pk >= 8 * len(seen_objects):
+            seen_objects.extend(bytes(max(pk // 8 + 1 - len(seen_objects), len(seen_objects))))
+        if not seen_objects[pk >> 3] >> (pk & 7) & 1:  # a later row with the same id adds photos, not a second object
+            seen_objects[pk >> 3] |= 1 << (pk & 7)
             setattr(report, f"objects_{change}", getattr(report, f"objects_{change}") + 1)
         if not row.images:
             report.problems.append(Problem(oid, "", "object has no photos listed", "warning"))

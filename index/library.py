@@ -33,11 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# transitional: remove once api/cli asks Home (artefact.index.home) for these names
-CATALOGUE_FILE = Home(Path()).catalogue.name
-INDEX_FILE = Home(Path()).vectors.name
-LOCK_FILE = Home(Path()).write_lock.name
-
 
 class Library:
     """Catalogue + vector index of one home folder, kept consistent with each other.
@@ -303,13 +298,14 @@ class Library:
                 )
                 log.warning(self.switch_blocked)
             return False
-        saved = (self.catalogue, self.index_path, self._vectors, self._generation)
+        saved = (self.catalogue, self.index_path, self._vectors, self._generation, self._attributes)
         self.catalogue, self.index_path, self._vectors = new, target.parent / self.paths.vectors.name, None
+        self._attributes = None  # filter fields of the old catalogue: rebuilt from the new one on demand
         try:
             self._vectors = self._load_vectors()
         except BaseException:
             new.close()
-            self.catalogue, self.index_path, self._vectors, self._generation = saved
+            self.catalogue, self.index_path, self._vectors, self._generation, self._attributes = saved
             raise
         saved[0].close()
         self.switch_blocked = None

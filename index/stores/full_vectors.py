@@ -24,6 +24,10 @@ from artefact.embed.fileio import atomic_path
 from artefact.index.stores.base import StoreError
 
 MAX_SEGMENTS = 8  # more small segments are merged into one at the next save
+# Pages of the mapped files that searches touched stay mapped into the process (and count in
+# its resident memory) until released: after this many bytes read they are handed back; the
+# kernel keeps them in its page cache, so reading them again costs a minor fault, not I/O.
+RELEASE_EVERY = 128 << 20
 DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}  # uint8: quantiser codes
 
 
@@ -44,6 +48,7 @@ class FullVectors:
         self._tail_cache: np.ndarray | None = None
         self._loc = np.full(0, -1, dtype=np.int64)  # id -> global row, -1 = none
         self._count = 0
+        self._read_since_release = 0
 
     # -- state -------------------------------------------------------------------
     @property
@@ -110,7 +115,19 @@ class FullVectors:
                 out[pick[order]] = self._segments[s][1][local[order]]
             else:
                 out[pick] = self._tail_matrix()[local]
+        if not self.in_memory:
+            self._read_since_release += out.nbytes
+            if self._read_since_release > RELEASE_EVERY:
+                self.release()
         return out
+
+    def release(self) -> None:
+        """Unmap the pages searches touched from this process (they stay in the page cache)."""
+        self._read_since_release = 0
+        for _, m in self._segments:
+            raw = getattr(m, "_mmap", None)
+            if raw is not None and hasattr(mmap, "MADV_DONTNEED"):
+                raw.madvise(mmap.MADV_DONTNEED)
 
     def _tail_matrix(self) -> np.ndarray:
         if self._tail_cache is None:

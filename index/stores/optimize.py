@@ -100,7 +100,9 @@ def due_reasons(store: VectorStore, n: int, options: StoreOptions, pinned: str |
 
 def default_params(kind: str, n: int, dim: int) -> dict[str, Any]:
     if kind == IVF_PQ:
-        nlist = int(max(16, 2 ** round(math.log2(max(1.0, math.sqrt(n))))))
+        # About 2 sqrt(n) cells (a power of two): at 1M, 2048 cells of ~500 photos; more cells would
+        # make each probe cheaper but k-means training slower than this machine allows.
+        nlist = int(max(16, 2 ** round(math.log2(max(1.0, 2 * math.sqrt(n))))))
         return {"nlist": nlist, "pq_m": default_pq_m(dim), "pq_bits": 4, "opq": False, "nprobe": 16, "shortlist": 400}
     if kind == HNSW:
         return {"m": 32, "sq": "SQ4", "ef_construction": 40, "ef_search": 64, "shortlist": 400}
