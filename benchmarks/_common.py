@@ -151,15 +151,24 @@ def make_corpus(
     return manifest, paths, int(sum(sizes))
 
 
-def load_model(name: str, batch_size: int = 32, threads: int | None = None) -> Any:
+def load_model(name: str, batch_size: int = 32, threads: int | None = None, runtime: str | None = None,
+               precision: str = "auto", cache_dir: Path | None = None) -> Any:
+    """A benchmark model; runtime None = PyTorch as loaded, "auto" = the product default (see embed/runtimes)."""
     from artefact.embed.loader import load_embedder
     from artefact.embed.models import LoadOptions, ModelSpec
 
     backend, model_name, pretrained = MODELS[name]
     return load_embedder(
         ModelSpec(backend, model_name, pretrained),
-        LoadOptions(allow_download=False, device="cpu", batch_size=batch_size, threads=threads),
+        LoadOptions(allow_download=False, device="cpu", batch_size=batch_size, threads=threads,
+                    runtime=runtime, precision=precision, cache_dir=cache_dir),
     )
+
+
+def runtime_label(embedder: Any) -> str:
+    """runtime/precision an embedder runs in (torch/fp32 when no runtime is recorded)."""
+    rec = (embedder.description.extra or {}).get("runtime") or {}
+    return f"{rec.get('name', 'torch')}/{rec.get('precision', 'fp32')}"
 
 
 def pct(values: Sequence[float], q: float) -> float:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Ingest throughput vs the model's raw batched throughput.
 
-For each model and each (workers, torch threads) setting:
+For each model and each (workers, model threads) setting, in the runtime --runtime picks
+(default "auto": the product default, e.g. OpenVINO/ONNX Runtime; "torch" for PyTorch):
   raw     = Embedder.embed_prepared on pre-decoded 224x224 arrays, same batch size  (images/s)
   ingest  = ingest_manifest of the whole corpus into a fresh Library home            (images/s)
   ratio   = ingest / raw   (target >= 0.85: decoding never starves the model)
@@ -12,14 +13,17 @@ photos) at --size long side (1600 default; --size 4000 = 12 MP phone photos).
   .venv/bin/python benchmarks/bench_ingest.py                       # 400 photos, both models
   .venv/bin/python benchmarks/bench_ingest.py -n 96 --models efficientnet-lite0 --configs 1:2
   .venv/bin/python benchmarks/bench_ingest.py -n 200 --size 4000 --json
+  .venv/bin/python benchmarks/bench_ingest.py -n 200 --models efficientnet-lite0 --configs d:d --runtime torch,auto
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import itertools
 import logging
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -28,7 +32,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import MODELS, Timer, dump_json, load_model, machine, make_corpus, table  # noqa: E402
+from _common import MODELS, Timer, dump_json, load_model, machine, make_corpus, runtime_label, table  # noqa: E402
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of its children that have been waited for."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def parse_configs(text: str) -> list[tuple[int | None, int | None]]:
@@ -64,12 +74,17 @@ def main() -> int:
     ap.add_argument("--models", default="efficientnet-lite0,vit-b-32-random", help=f"comma list of {list(MODELS)}")
     ap.add_argument(
         "--configs",
-        default="1:2,1:1,0:2,2:2",
-        help="comma list of WORKERS:TORCH_THREADS to try ('d' = library default; default '1:2,1:1,0:2,2:2')",
+        default="d:d,1:1,2:1",
+        help="comma list of WORKERS:MODEL_THREADS to try ('d' = library default; default 'd:d,1:1,2:1')",
     )
     ap.add_argument("--local-features", default="default",
                     help="'default' = library default; 'none' = vectors only (passes local_features=None when "
                          "ingest_manifest supports it); any other value is passed through (e.g. sift)")
+    ap.add_argument("--runtime", default="auto",
+                    help="comma list of model runtimes: auto (the product default), torch, onnx, openvino")
+    ap.add_argument("--precision", default="auto", help="fp32, int8 or auto (default)")
+    ap.add_argument("--model-cache", type=Path, default=None,
+                    help="model cache for runtime exports (default: inside --workdir, made once per run)")
     ap.add_argument("--raw-repeats", type=int, default=2, help="raw throughput: best of this many passes")
     ap.add_argument("--workdir", type=Path, default=None, help="where to write the corpus (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the corpus and libraries")
@@ -77,8 +92,8 @@ def main() -> int:
                     help="set OMP_WAIT_POLICY before torch/faiss load (PASSIVE: idle OpenMP threads sleep instead of spinning)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = ap.parse_args()
-    if args.omp_wait_policy:
-        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy  # must precede the torch import
+    # PASSIVE unless asked otherwise, as the `artefact` command sets it (must precede the torch import)
+    os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy or os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.WARNING)
 
     import torch
@@ -99,19 +114,27 @@ def main() -> int:
 
     results = []
     try:
-        for mname in [m.strip() for m in args.models.split(",") if m.strip()]:
-            embedder = load_model(mname, batch_size=args.batch_size)
-            cfg = embedder.preprocess
-            # decode cost alone, single core, in this process (what one worker does per photo)
-            with Timer() as td:
-                arrays = [load_for_model(p, cfg)[0] for p in paths]
-            decode_ms = td.s / len(paths) * 1e3
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        for mname, runtime in itertools.product(models, [r.strip() for r in args.runtime.split(",") if r.strip()]):
+            cfg = None
             for workers, threads in parse_configs(args.configs):
-                torch.set_num_threads(threads or os.cpu_count() or 1)
+                # A compiled session fixes its threads when made: one embedder per thread count.
+                embedder = load_model(mname, batch_size=args.batch_size, threads=threads,
+                                      runtime=None if runtime == "torch" else runtime, precision=args.precision,
+                                      cache_dir=args.model_cache or work / "models")
+                if cfg is None:
+                    cfg = embedder.preprocess
+                    # decode cost alone, single core, in this process (what one worker does per photo)
+                    with Timer() as td:
+                        arrays = [load_for_model(p, cfg)[0] for p in paths]
+                    decode_ms = td.s / len(paths) * 1e3
+                if runtime == "torch":
+                    torch.set_num_threads(threads or os.cpu_count() or 1)
                 raw_ips, _ = raw_throughput(embedder, arrays, args.raw_repeats)
-                home = work / f"lib_{mname}_{workers}_{threads}"
+                home = work / f"lib_{mname}_{runtime}_{workers}_{threads}"
                 shutil.rmtree(home, ignore_errors=True)
                 lib = Library(home)
+                cpu0 = _cpu_seconds()
                 t0 = time.perf_counter()
                 extra = {}
                 if args.local_features != "default" and "local_features" in inspect.signature(ingest_manifest).parameters:
@@ -121,13 +144,14 @@ def main() -> int:
                     workers=workers, batch_size=args.batch_size, progress=False, **extra,
                 )
                 wall = time.perf_counter() - t0
+                cpu_ms = (_cpu_seconds() - cpu0) * 1e3  # this process + its reaped decode workers
                 n_ok = rep.images_added + rep.images_replaced
                 lib.close()
-                eff_workers = workers if workers is not None else max(1, (os.cpu_count() or 2) - 1)
                 row = {
                     "model": mname,
-                    "workers": eff_workers,
-                    "torch_threads": torch.get_num_threads(),
+                    "runtime": runtime_label(embedder),
+                    "workers": "default" if workers is None else workers,
+                    "threads": "default" if threads is None else threads,
                     "images": n_ok,
                     "failed": rep.images_failed,
                     "decode_ms_per_img_1core": round(decode_ms, 1),
@@ -135,15 +159,19 @@ def main() -> int:
                     "ingest_img_s": round(n_ok / wall, 1),
                     "ingest_s": round(wall, 2),
                     "ratio": round((n_ok / wall) / raw_ips, 3),
+                    # CPU time per photo and the rate all cores could sustain at that cost: what the
+                    # ingest needs whatever else runs on the machine (wall time grows with others' load).
+                    "cpu_ms_per_img": round(cpu_ms / max(1, n_ok), 1),
+                    "cpu_bound_img_s": round((os.cpu_count() or 1) * 1e3 / max(1e-9, cpu_ms / max(1, n_ok)), 1),
                 }
                 results.append(row)
                 log(
-                    f"  {mname:20s} workers={row['workers']} threads={row['torch_threads']}: raw {row['raw_img_s']} img/s, "
-                    f"ingest {row['ingest_img_s']} img/s, ratio {row['ratio']}"
+                    f"  {mname:20s} {row['runtime']:14s} workers={row['workers']} threads={row['threads']}: "
+                    f"raw {row['raw_img_s']} img/s, ingest {row['ingest_img_s']} img/s, ratio {row['ratio']}"
                 )
                 if not args.keep:
                     shutil.rmtree(home, ignore_errors=True)
-            del embedder, arrays
+                del embedder
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -170,8 +198,8 @@ def main() -> int:
         print()
         print(f"corpus: {len(paths)} JPEGs, long side {args.size}px, mean {total_bytes / len(paths) / 1e6:.2f} MB; "
               f"batch {args.batch_size}; {out['machine']['cpus']} CPUs, cuda={out['machine']['cuda']}")
-        print(table(results, ["model", "workers", "torch_threads", "decode_ms_per_img_1core", "raw_img_s",
-                              "ingest_img_s", "ingest_s", "ratio"]))
+        print(table(results, ["model", "runtime", "workers", "threads", "decode_ms_per_img_1core", "raw_img_s",
+                              "ingest_img_s", "ingest_s", "ratio", "cpu_ms_per_img", "cpu_bound_img_s"]))
         print("ratio = ingest / raw; target >= 0.85")
     return 0
 
