@@ -127,9 +127,12 @@ def test_wrong_multipart_fields_and_bodies(live, helpers, catalogue_jpeg) -> Non
     curator = live.client("curator")
     r = curator.post("/v1/objects", files=helpers.upload(catalogue_jpeg))  # no record field
     assert r.status_code == 422 and "record" in _detail(r)
-    for bad in ("not json", "[1, 2]", '{"title": "no id"}', '{"id": "   "}'):
+    for bad in ("not json", "[1, 2]"):  # not a JSON object at all: a malformed request
         r = curator.post("/v1/objects", data={"record": bad}, files=helpers.upload(catalogue_jpeg))
         assert r.status_code == 400, (bad, r.text)
+    for bad in ('{"title": "no id"}', '{"id": "   "}'):  # an object that breaks the record rules (issue 10, finding 10)
+        r = curator.post("/v1/objects", data={"record": bad}, files=helpers.upload(catalogue_jpeg))
+        assert r.status_code == 422 and "id" in _detail(r), (bad, r.text)
     r = curator.post("/v1/objects", data={"record": json.dumps({"id": "NO-PHOTOS"})})
     assert r.status_code == 422
 
