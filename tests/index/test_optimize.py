@@ -172,34 +172,45 @@ def test_adds_and_deletes_after_optimize(compressed):
 
 
 def test_optimize_while_searches_run(tmp_path):
+    """A service searches its own Library (own connection, as another process) while `index optimize`
+    rebuilds the store through another: no search fails, and the service takes up the new store."""
     rng = np.random.default_rng(5)
     objects = photos(rng, 700)
-    lib = new_library(tmp_path / "home", objects)
+    new_library(tmp_path / "home", objects).close()
+    service = Library(tmp_path / "home", store_options=OPTIONS)
     errors: list[BaseException] = []
     done = threading.Event()
     searched = [0]
+    kinds: set[str] = set()
     probes = [(oid, mat[:1]) for oid, f, mat in objects if f["status"] != "recovered"][:20]
 
     def searcher() -> None:
-        while not done.is_set():
+        while not done.is_set() or "ivf-pq" not in kinds:
             for oid, q in probes:
                 try:
-                    got = search_vectors(lib, q, [IMAGE], k=5, filters=SearchFilters(include_recovered=True))
+                    service.refresh()  # as the service does before each search
+                    kinds.add(service.vectors.kind)
+                    got = search_vectors(service, q, [IMAGE], k=5, filters=SearchFilters(include_recovered=True))
                     if got[0].record.object_id != oid:
                         raise AssertionError(f"{oid} not first: {[m.record.object_id for m in got]}")
                     searched[0] += 1
                 except BaseException as exc:  # noqa: BLE001 - collected and reported below
                     errors.append(exc)
+                    return
+            if searched[0] > 100_000:
+                return
     t = threading.Thread(target=searcher)
     t.start()
     try:
-        report = lib.optimize(kind="ivf-pq")
+        with Library(tmp_path / "home", store_options=OPTIONS) as cli:
+            report = cli.optimize(kind="ivf-pq")
     finally:
         done.set()
         t.join()
     assert errors == [] and searched[0] > 0
-    assert report["kind"] == "ivf-pq" and lib.vectors.kind == "ivf-pq"
-    lib.close()
+    assert report["kind"] == "ivf-pq" and kinds == {"flat", "ivf-pq"}  # served by the old, then the new
+    assert service.vectors.kind == "ivf-pq" and service.check() == []
+    service.close()
 
 
 def test_a_killed_build_resumes_and_the_old_store_serves_meanwhile(tmp_path, monkeypatch):
