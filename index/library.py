@@ -488,7 +488,14 @@ class Library:
             store.put_many([(i, Features.from_row(*rows[i])) for i in batch if i in rows])
             with self.catalogue.transaction():
                 marks = ", ".join("?" * len(batch))
+                keys = [str(i) for i in batch]
+                # Moving rows into the store changes no photo: keep their change numbers (the change
+                # log's triggers would renumber them, and a bundle's catalogue would then differ).
+                kept = self.catalogue.db.execute(
+                    f"SELECT kind, key, seq FROM row_changes WHERE kind = 'image' AND key IN ({marks})", keys).fetchall()
                 self.catalogue.db.execute(f"DELETE FROM features WHERE image_id IN ({marks})", batch)
+                self.catalogue.db.execute(f"DELETE FROM row_changes WHERE kind = 'image' AND key IN ({marks})", keys)
+                self.catalogue.db.executemany("INSERT INTO row_changes VALUES (?, ?, ?)", [tuple(r) for r in kept])
             moved += len(rows)
             if moved and moved % 100_000 < len(rows):
                 log.info("local features moved out of the catalogue: %d photos", moved)

@@ -183,6 +183,9 @@ def export_bundle(
                 rows.snapshot(live.db, snap)
         finally:
             live.close()
+        features = home.current_catalogue().parent / home.features.name
+        if base is None:
+            rows.fill_features(snap, features)
         delta_rows = None
         if base is None:
             db = rows.connect(snap)
@@ -195,6 +198,7 @@ def export_bundle(
             raw_model = raw[0] if raw else None
         else:
             state, raw_model, delta_rows = rows.write_delta(home.current_catalogue(), delta, base.catalogue)
+            delta_rows["features"] = rows.fill_features(delta, features)
         description = json.loads(raw_model) if raw_model else None
         parts: list[tuple[Part, Path]] = []
         links = []

@@ -214,6 +214,7 @@ def _prepare_delta(home: Home, staging: Path, m: Manifest) -> None:
         rows.snapshot(source, staging / home.catalogue.name)
     finally:
         source.close()
+    rows.fill_features(staging / home.catalogue.name, live.parent / home.features.name)
     _copy_vectors(live.parent, staging, home)
     delta = staging / DELTA_FILE
     assert m.base is not None  # validated: a delta names its base
@@ -233,6 +234,7 @@ def _finish(staging: Path, home: Home, record: Mapping[str, Any]) -> None:
         db.close()
     library = Library(staging)
     try:
+        library.features  # moves the bundle's local-feature rows into the new version's own store now
         if library.model is not None:
             have = np.sort(library.vectors.ids())
             want = np.sort(library.catalogue.image_ids())

@@ -146,7 +146,9 @@ def apply_delta(target: Path, delta_path: Path, base: Mapping[str, Any], goal: M
         reached = state(db)
     finally:
         db.close()
-    wrong = {k: (reached[k], goal[k]) for k in ("objects", "images", "images_with_features", "generation", "change_seq")
+    # Not the count of feature rows: a home keeps features in its store, so its rows come and go
+    # (bundles carry them as rows, the receiving Library moves them into its store).
+    wrong = {k: (reached[k], goal[k]) for k in ("objects", "images", "generation", "change_seq")
              if k in goal and reached[k] != goal[k]}
     if wrong:
         detail = ", ".join(f"{k} {have} instead of {want}" for k, (have, want) in wrong.items())
@@ -154,3 +156,38 @@ def apply_delta(target: Path, delta_path: Path, base: Mapping[str, Any], goal: M
             f"after applying the delta the catalogue has {detail}: this home's catalogue is not the one the "
             "delta was made on; import a full bundle"
         )
+
+
+def fill_features(path: Path, store_folder: Path) -> int:
+    """Write the local features of every photo in the SQLite file at `path` into its `features` rows.
+
+    A home keeps local features in a compact store beside its catalogue, not in catalogue rows;
+    a bundle carries them as rows (which the receiving Library moves into its own store on
+    first open), so a post verifies matches exactly as the issuer does. Returns the photos written.
+    """
+    if not store_folder.is_dir():
+        return 0
+    from artefact.index.features_store import FeatureStore  # the store is only needed when a home has one
+
+    store = FeatureStore(store_folder)
+    db = connect(path)
+    written = 0
+    try:
+        ids = [int(r[0]) for r in db.execute("SELECT image_id FROM images")]
+        db.execute("BEGIN")
+        # The rows restate features the photos already have: no change for the change log, whose
+        # triggers would otherwise give those photos new change numbers.
+        db.execute("CREATE TEMP TABLE kept_changes AS SELECT * FROM row_changes")
+        for start in range(0, len(ids), 2000):
+            found = store.get_many(ids[start:start + 2000])
+            db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(i, *f.to_row()) for i, f in found.items()])
+            written += len(found)
+        db.execute("DELETE FROM row_changes")
+        db.execute("INSERT INTO row_changes SELECT * FROM kept_changes")
+        db.execute("DROP TABLE kept_changes")
+        db.execute("COMMIT")
+    finally:
+        db.close()
+        store.close()
+    return written
