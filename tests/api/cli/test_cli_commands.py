@@ -93,7 +93,9 @@ def test_index_stats_and_check(cli: Cli) -> None:
         db.execute("DELETE FROM images WHERE image_id = (SELECT min(image_id) FROM images)")
     db.close()
     rc, out, _ = cli("index", "check")
-    assert rc == 1 and out.splitlines()[-1] == "PROBLEM: 1 vectors in the index belong to no catalogue image"
+    # The photo's vector and its local features (kept in the feature store) are both left behind.
+    assert rc == 1 and "PROBLEM: 1 vectors in the index belong to no catalogue image" in out.splitlines()
+    assert "PROBLEM: 1 photos' local features belong to no catalogue photo" in out.splitlines()
     assert all(line.startswith("PROBLEM: ") for line in out.splitlines())
 
 
