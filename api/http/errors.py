@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 
@@ -19,6 +18,7 @@ from artefact.embed.errors import (
     ModelUnavailableError,
     UnsupportedImageError,
 )
+from artefact.api.http.middleware import send_json
 from artefact.embed.images import SUPPORTED_FORMATS
 from artefact.index.errors import (
     CatalogueError,
@@ -154,11 +154,8 @@ class UnexpectedErrors:
                 raise
             error_id = uuid.uuid4().hex[:16]
             log.error("unexpected error %s on %s %s", error_id, scope.get("method"), scope.get("path"), exc_info=exc)
-            body = json.dumps({"detail": f"internal error {error_id}; the service log has the details",
-                               "error_id": error_id}).encode()
-            await send({"type": "http.response.start", "status": 500,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await send_json(send, 500, {"detail": f"internal error {error_id}; the service log has the details",
+                                        "error_id": error_id})
 
 
 def install(app: FastAPI) -> None:
