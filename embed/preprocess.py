@@ -75,7 +75,7 @@ def prepare(img: Image.Image, cfg: PreprocessConfig) -> np.ndarray:
 
 
 # Decoded photos keep at least this shorter side: enough for the model and for local
-# features (a 640 px working image), small enough that JPEG draft mode saves most of the work.
+# features (verification works at 480 px, index/verification.py), small enough that JPEG draft mode saves most of the work.
 MIN_DECODE_SIDE = 480
 
 
