@@ -25,3 +25,11 @@ class RecordError(CatalogueError):
 
 class ManifestError(ArtefactError):
     """A bulk-ingest manifest is malformed."""
+
+
+class ImageRootError(ArtefactError):
+    """The folder or object-store URI the manifest's photos live under cannot be opened."""
+
+
+class ClusterError(ArtefactError):
+    """The Ray cluster for a distributed ingest cannot be reached, or its workers cannot load the model."""

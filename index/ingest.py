@@ -9,6 +9,7 @@ import multiprocessing as mp
 import os
 import time
 from collections import deque
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence, Union
@@ -23,7 +24,8 @@ from artefact.embed.preprocess import PreprocessConfig, load_photo
 from artefact.index.catalogue import Catalogue, KnownImage
 from artefact.index.home import Home
 from artefact.index.library import Library
-from artefact.index.manifest import read_manifest, resolve_images
+from artefact.index.image_root import ImageRoot, Location, open_root, read_location
+from artefact.index.manifest import read_manifest
 from artefact.index.verification import DEFAULT_KIND, FeatureRow, Features
 from artefact.index.verification import extract as extract_features
 
@@ -82,12 +84,14 @@ class IngestReport:
 
 
 @dataclass
-class _Task:
+class PhotoTask:
+    """A photo the manifest names that is new or changed: to decode, embed and commit."""
+
     object_id: str
     object_pk: int
     ref: str
-    path: Path
-    known: KnownImage | None
+    location: Location  # absolute local path, or an object-store URI
+    known: KnownImage | None  # the catalogued photo at this location, if any (replaced when changed)
     mtime_ns: int
 
 
@@ -98,7 +102,7 @@ class PreparedPhoto:
     object_pk: int
     object_id: str
     ref: str
-    path: Path
+    path: Path | str
     sha256: str
     size_bytes: int
     mtime_ns: int
@@ -107,22 +111,6 @@ class PreparedPhoto:
     height: int
     replaces: int | None = None
     features: FeatureRow | None = None
-
-
-def store_photos(library: Library, embedder: IngestEmbedder, photos: Sequence[PreparedPhoto]) -> tuple[list[int], list[Problem]]:
-    """Embed photos and commit them (vectors included) in one transaction, then update the index.
-
-    The caller holds the library's writer lock. Returns the new image ids and
-    warnings about photos identical to ones already catalogued.
-    """
-    if not photos:
-        return [], []
-    xb = embedder.embed_prepared([p.array for p in photos])
-    with library.catalogue.transaction():
-        new_ids, old_ids, problems = write_photos(library.catalogue, photos, xb)
-    # The catalogue is committed; the in-memory index follows (a kill here is reconciled on open).
-    follow_photos(library, new_ids, old_ids, xb)
-    return new_ids, problems
 
 
 def write_photos(catalogue: Catalogue, photos: Sequence[PreparedPhoto], xb: np.ndarray
@@ -188,10 +176,12 @@ Decoded = Union[DecodedPhoto, DecodeFailure]
 def decode_file(path: str, cfg: PreprocessConfig, max_pixels: int, feature_kind: str | None = None) -> Decoded:
     """Worker-side: read, hash, decode, prepare one photo (and extract its local features).
 
+    The one per-photo step of every ingest: in-process decode workers and Ray's transforms
+    (index/distributed_ingest.py) both call it. `path` is a local path or an object-store URI.
     Never raises for bad images: returns a `DecodeFailure` instead.
     """
     try:
-        data = Path(path).read_bytes()
+        data = read_location(path)
     except OSError as exc:
         return DecodeFailure(f"cannot read file ({exc.strerror or exc})")
     sha = hashlib.sha256(data).hexdigest()
@@ -204,7 +194,7 @@ def decode_file(path: str, cfg: PreprocessConfig, max_pixels: int, feature_kind:
     return DecodedPhoto(sha, len(data), arr, int(w), int(h), feats)
 
 
-def _single_threaded_opencv() -> None:
+def single_threaded_opencv() -> None:
     """Decode workers run OpenCV on one thread: the parallelism is the worker processes, and
     each one's own thread pool would only make them fight over the same cores."""
     try:
@@ -221,17 +211,17 @@ class _Decoder:
     def __init__(self, workers: int, cfg: PreprocessConfig, max_pixels: int, inflight: int,
                  feature_kind: str | None = None) -> None:
         self.cfg, self.max_pixels, self.feature_kind = cfg, max_pixels, feature_kind
-        self.pool = mp.get_context("spawn").Pool(workers, initializer=_single_threaded_opencv) if workers > 0 else None
+        self.pool = mp.get_context("spawn").Pool(workers, initializer=single_threaded_opencv) if workers > 0 else None
         self.inflight = max(1, inflight)
 
-    def run(self, tasks: Iterator[_Task]) -> Iterator[tuple[_Task, Decoded]]:
+    def run(self, tasks: Iterator[PhotoTask]) -> Iterator[tuple[PhotoTask, Decoded]]:
         if self.pool is None:
             for t in tasks:
-                yield t, decode_file(str(t.path), self.cfg, self.max_pixels, self.feature_kind)
+                yield t, decode_file(t.location, self.cfg, self.max_pixels, self.feature_kind)
             return
-        queue: deque[tuple[_Task, Any]] = deque()
+        queue: deque[tuple[PhotoTask, Any]] = deque()
         for t in tasks:
-            queue.append((t, self.pool.apply_async(decode_file, (str(t.path), self.cfg, self.max_pixels, self.feature_kind))))
+            queue.append((t, self.pool.apply_async(decode_file, (t.location, self.cfg, self.max_pixels, self.feature_kind))))
             if len(queue) >= self.inflight:
                 task, res = queue.popleft()
                 yield task, res.get()
@@ -257,7 +247,7 @@ def ingest_manifest(
     library: Library,
     embedder: IngestEmbedder,
     manifest: Path,
-    images_root: Path,
+    images_root: Path | str,
     *,
     workers: int | None = None,
     batch_size: int = 64,
@@ -274,6 +264,8 @@ def ingest_manifest(
     included) and the FAISS file is reconciled from it on the next open.
 
     Args:
+        images_root: folder the manifest's photo paths are relative to, or an object-store
+            URI (s3://bucket/prefix, gs://..., file://...; see index/image_root.py).
         workers: decoding processes (default: every core when local features are extracted,
             else cores - 1; 0 decodes in-process).
         batch_size: photos per model forward pass and per catalogue commit.
@@ -285,83 +277,133 @@ def ingest_manifest(
     Raises:
         IndexMismatchError: the library was built with another model.
         ManifestError: unreadable manifest.
+        ImageRootError: an object-store root that cannot be opened.
     """
-    started = time.perf_counter()
-    report = IngestReport()
-    images_root = Path(images_root)
-    library.bind_model(embedder.description)
-    cfg = embedder.preprocess
-    feature_kind = library.local_features_kind(local_features)
+    run = IngestRun(library, embedder.description, manifest, images_root, local_features=local_features,
+                    save_every_s=save_every_s, progress=progress, on_batch=on_batch)
     if workers is None:
         # With local features the decoders carry most of the CPU work (SIFT costs 2-5x the
         # model's time per photo in a fast runtime, benchmarks/README.md), so every core
         # decodes and the model runs in between; without them one core is left to the model.
         cores = os.cpu_count() or 2
-        workers = cores if feature_kind else max(1, cores - 1)
-    bar = _progress(count_image_refs(manifest) if progress else 0, progress)
-    catalogue = library.catalogue
-    batch: list[tuple[_Task, DecodedPhoto]] = []
-    committed = 0
-    last_save = time.monotonic()
-    save_cost = 0.0  # seconds the last save took: a large index is saved less often
+        workers = cores if run.feature_kind else max(1, cores - 1)
+    cfg = embedder.preprocess
+    batch: list[tuple[PhotoTask, DecodedPhoto]] = []
 
     def flush() -> None:
-        nonlocal committed, last_save, save_cost
+        if batch:
+            run.commit(batch, embedder.embed_prepared([d.array for _, d in batch]))
+            batch.clear()
+
+    decoder = _Decoder(workers, cfg, max_pixels, inflight=max(2 * batch_size, 8 * workers), feature_kind=run.feature_kind)
+    with run:
+        try:
+            for task, result in decoder.run(run.tasks()):
+                photo = run.take(task, result)
+                if photo is not None:
+                    batch.append((task, photo))
+                    if len(batch) >= batch_size:
+                        flush()
+            flush()
+            run.backfill(cfg, max_pixels)
+        finally:
+            decoder.close()
+    return run.report
+
+
+class IngestRun:
+    """The driver's side of one ingest, the same for in-process and Ray ingest (index/distributed_ingest.py).
+
+    Plans the photo tasks (objects upserted, unchanged photos skipped before any decoding),
+    takes each decoded photo (a failure reported, a merely touched file not re-embedded) and
+    commits embedded batches in one transaction each. Used as a context manager: it holds the
+    library's writer lock, and on leaving saves the index, closes the progress bar and writes
+    the problem report.
+    """
+
+    def __init__(self, library: Library, model: ModelDescription, manifest: Path, images_root: Path | str, *,
+                 local_features: str | None = DEFAULT_KIND, save_every_s: float = 30.0, progress: bool = True,
+                 on_batch: Callable[[int], None] | None = None) -> None:
+        self.started = time.perf_counter()
+        self.library, self.manifest = library, Path(manifest)
+        self.root = open_root(images_root)
+        self.report = IngestReport()
+        library.bind_model(model)
+        self.feature_kind = library.local_features_kind(local_features)
+        self.save_every_s, self.on_batch = save_every_s, on_batch
+        self.bar = _progress(count_image_refs(self.manifest) if progress else 0, progress)
+        self.committed = 0
+        self._last_save = time.monotonic()
+        self._save_cost = 0.0  # seconds the last save took: a large index is saved less often
+        self._stack = ExitStack()
+
+    def __enter__(self) -> "IngestRun":
+        self._stack.enter_context(self.library.writing())
+        self.library.refresh()  # load and catch up before the first batch
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.bar.close()
+            self.library.save()
+        finally:
+            self._stack.close()
+        self.report.seconds = time.perf_counter() - self.started
+        self.report.report_path = _write_problems(self.library.paths, self.report.problems)
+
+    def tasks(self) -> Iterator[PhotoTask]:
+        """The manifest's new or changed photos, objects upserted on the way (call inside `with`)."""
+        return _tasks(self.library, self.manifest, self.root, self.report, self.bar)
+
+    def take(self, task: PhotoTask, result: Decoded) -> DecodedPhoto | None:
+        """A decoded photo to embed and commit, or None (reported failure, or the same bytes as catalogued)."""
+        if isinstance(result, DecodeFailure):
+            self.report.images_failed += 1
+            self.report.problems.append(Problem(task.object_id, task.ref, result.reason))
+            self.bar.update(1)
+            return None
+        if task.known is not None and task.known.sha256 == result.sha256:
+            self.library.catalogue.touch_image(task.known.image_id, task.mtime_ns)  # only the timestamp moved
+            self.report.images_unchanged += 1
+            self.bar.update(1)
+            return None
+        return result
+
+    def commit(self, batch: Sequence[tuple[PhotoTask, DecodedPhoto]], xb: np.ndarray) -> None:
+        """Commit embedded photos (vectors and features) in one transaction; the index follows."""
         if not batch:
             return
         photos = [
-            PreparedPhoto(t.object_pk, t.object_id, t.ref, t.path, d.sha256, d.size_bytes, t.mtime_ns, d.array,
+            PreparedPhoto(t.object_pk, t.object_id, t.ref, t.location, d.sha256, d.size_bytes, t.mtime_ns, d.array,
                           d.width, d.height, t.known.image_id if t.known else None,
                           d.features.to_row() if d.features is not None else None)
             for t, d in batch
         ]
-        _, problems = store_photos(library, embedder, photos)
-        replaced = sum(p.replaces is not None for p in photos)
-        report.images_replaced += replaced
-        report.images_added += len(photos) - replaced
+        with self.library.catalogue.transaction():
+            new_ids, old_ids, problems = write_photos(self.library.catalogue, photos, xb)
+        # The catalogue is committed; the in-memory index follows (a kill here is reconciled on open).
+        follow_photos(self.library, new_ids, old_ids, xb)
+        report = self.report
+        report.images_replaced += len(old_ids)
+        report.images_added += len(photos) - len(old_ids)
         report.duplicates += len(problems)
         report.problems += problems
-        committed += len(batch)
-        bar.update(len(batch))
-        batch.clear()
-        if on_batch is not None:
-            on_batch(committed)
+        self.committed += len(photos)
+        self.bar.update(len(photos))
+        if self.on_batch is not None:
+            self.on_batch(self.committed)
         # Saving rewrites the index file, which grows with the catalogue: keep saves under ~5% of
         # the run, else a million-photo ingest would spend ever more of its time saving.
-        if time.monotonic() - last_save > max(save_every_s, 20 * save_cost):
+        if time.monotonic() - self._last_save > max(self.save_every_s, 20 * self._save_cost):
             started_save = time.monotonic()
-            library.save()
-            last_save = time.monotonic()
-            save_cost = last_save - started_save
+            self.library.save()
+            self._last_save = time.monotonic()
+            self._save_cost = self._last_save - started_save
 
-    decoder = _Decoder(workers, cfg, max_pixels, inflight=max(2 * batch_size, 8 * workers), feature_kind=feature_kind)
-    with library.writing():
-        library.refresh()  # load and catch up before the first batch
-        try:
-            for task, result in decoder.run(_tasks(library, manifest, images_root, report, bar)):
-                if isinstance(result, DecodeFailure):
-                    report.images_failed += 1
-                    report.problems.append(Problem(task.object_id, task.ref, result.reason))
-                    bar.update(1)
-                    continue
-                if task.known is not None and task.known.sha256 == result.sha256:
-                    catalogue.touch_image(task.known.image_id, task.mtime_ns)  # only the timestamp moved
-                    report.images_unchanged += 1
-                    bar.update(1)
-                    continue
-                batch.append((task, result))
-                if len(batch) >= batch_size:
-                    flush()
-            flush()
-            if feature_kind:
-                backfill_features(library, cfg, feature_kind, max_pixels, report)
-        finally:
-            decoder.close()
-            bar.close()
-            library.save()
-    report.seconds = time.perf_counter() - started
-    report.report_path = _write_problems(library.paths, report.problems)
-    return report
+    def backfill(self, cfg: PreprocessConfig, max_pixels: int) -> None:
+        """Local features for catalogued photos that have none (an index built before them)."""
+        if self.feature_kind:
+            backfill_features(self.library, cfg, self.feature_kind, max_pixels, self.report)
 
 
 def backfill_features(library: Library, cfg: PreprocessConfig, kind: str, max_pixels: int,
@@ -376,8 +418,8 @@ def backfill_features(library: Library, cfg: PreprocessConfig, kind: str, max_pi
         with library.catalogue.transaction():
             for image_id, path in todo:
                 try:
-                    img, _ = load_photo(Path(path), cfg, max_pixels=max_pixels)
-                except ImageError as exc:
+                    img, _ = load_photo(read_location(path), cfg, max_pixels=max_pixels)
+                except (ImageError, OSError) as exc:
                     if report is not None:
                         report.problems.append(Problem("", path, f"no local features: {exc}", "warning"))
                     continue
@@ -387,7 +429,7 @@ def backfill_features(library: Library, cfg: PreprocessConfig, kind: str, max_pi
     return done
 
 
-def _tasks(library: Library, manifest: Path, root: Path, report: IngestReport, bar: Any) -> Iterator[_Task]:
+def _tasks(library: Library, manifest: Path, root: ImageRoot, report: IngestReport, bar: Any) -> Iterator[PhotoTask]:
     catalogue = library.catalogue
     seen_objects = bytearray()  # bitmap by object pk: an eighth of a byte per object, not a string
     for row in read_manifest(manifest):
@@ -413,24 +455,24 @@ def _tasks(library: Library, manifest: Path, root: Path, report: IngestReport, b
             report.problems.append(Problem(oid, "", "object has no photos listed", "warning"))
             continue
         known = catalogue.known_images(pk)
-        for ref, path, problem in resolve_images(row.images, root):
-            if path is None:
+        for ref, location, problem in root.resolve(row.images):
+            if location is None:
                 report.images_failed += 1
                 report.problems.append(Problem(oid, ref, problem or "unusable path"))
                 bar.update(1)
                 continue
             try:
-                st = path.stat()
+                size, mtime_ns = root.stat(location)
             except OSError as exc:
                 report.images_failed += 1
                 report.problems.append(Problem(oid, ref, f"cannot read file ({exc.strerror or exc})"))
                 continue
-            k = known.get(str(path))
-            if k is not None and k.size_bytes == st.st_size and k.mtime_ns == st.st_mtime_ns:
+            k = known.get(location)
+            if k is not None and k.size_bytes == size and k.mtime_ns == mtime_ns:
                 report.images_unchanged += 1  # same size and time as when indexed: not re-read
                 bar.update(1)
                 continue
-            yield _Task(oid, pk, ref, path, k, st.st_mtime_ns)
+            yield PhotoTask(oid, pk, ref, location, k, mtime_ns)
 
 
 def _write_problems(home: Home, problems: list[Problem]) -> str | None:
