@@ -287,12 +287,23 @@ def rank(
             m.verdict = calibration.verdict(m.probability)
         else:
             m.verdict = POSSIBLE if m.score >= threshold else NO_MATCH
-    if calibration is not None:
-        matches.sort(key=lambda m: (-(m.probability or 0.0), -m.score, m.record.object_id))
-    elif kind:
-        # Uncalibrated: verified matches break ties between look-alikes, similarity leads.
-        matches.sort(key=lambda m: (-(m.score + 0.05 * np.log1p(m.inliers or 0)), m.record.object_id))
+    matches = answer_order(matches, calibration, bool(kind))
     return SearchResult(matches[:k], threshold, filters, timings, calibration, bool(kind))
+
+
+def answer_order(matches: Sequence[ObjectMatch], calibration: Calibration | None, reranked: bool) -> list[ObjectMatch]:
+    """The order the service answers in: the one ordering shared by search and `artefact eval`.
+
+    Calibrated: by probability; many unverified candidates share the calibration's
+    floor probability, and among them (and any other tie) similarity leads, then the
+    object id. Uncalibrated and re-ranked: verified matches break ties between
+    look-alikes, similarity leads. Otherwise the embedding order stands.
+    """
+    if calibration is not None:
+        return sorted(matches, key=lambda m: (-(m.probability or 0.0), -m.score, m.record.object_id))
+    if reranked:
+        return sorted(matches, key=lambda m: (-(m.score + 0.05 * np.log1p(m.inliers or 0)), m.record.object_id))
+    return list(matches)
 
 
 def verify_matches(library: Library, query_feats: Sequence[Features], matches: Sequence[ObjectMatch]) -> None:

@@ -85,6 +85,10 @@ def format_comparison_row(row: Mapping[str, Any]) -> str:
     def f(x: Any) -> str:
         return "-" if x is None else f"{x:.3f}"
 
-    return (f"{row['label']} ({row['model']}): R@1 {f(row['recall@1'])}  R@5 {f(row['recall@5'])}  "
-            f"R@10 {f(row['recall@10'])}  mAP {f(row['mAP'])}  GAP {f(row['GAP'])}  "
-            f"latency p50 {f(row['latency_p50_ms'])} ms")
+    return (f"{row['label']} ({row['model']}): ranking in the service's order: R@1 {f(row['recall@1'])}  "
+            f"R@5 {f(row['recall@5'])}  R@10 {f(row['recall@10'])}  mAP {f(row['mAP'])}\n"
+            f"  calibrated verdicts: GAP {f(row['GAP'])}  strong recall {f(row['strong_recall'])} "
+            f"precision {f(row['strong_precision'])}  close recall {f(row['close_recall'])} "
+            f"precision {f(row['close_precision'])}  false alarms strong {f(row['false_alarm_strong'])} "
+            f"close {f(row['false_alarm_close'])}\n"
+            f"  latency p50 {f(row['latency_p50_ms'])} ms  p95 {f(row['latency_p95_ms'])} ms")

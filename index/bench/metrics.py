@@ -5,11 +5,19 @@ Metric conventions (tested in tests/index/bench/test_evaluation.py):
 * A query has one true object (`expected_id`) or none (a *distractor*: an object
   not in the catalogue). Ranks are 1-based; `None` means the true object was not
   returned at all.
-* Ties are counted **pessimistically**: when other objects score exactly the
-  same as the true object, the true object is ranked after all of them
-  (`rank_of`). Likewise in GAP and the precision/recall curve, at equal
-  confidence wrong answers are counted before right ones. A metric can then
-  never be improved by a lucky tie order.
+* Ranks are positions in the order the service answers in
+  (`artefact.index.search.answer_order`, applied by the runner): an officer
+  sees that order, ties broken as the service breaks them (by similarity under
+  a shared calibrated probability). `rank_of` with bare `scores` instead counts
+  ties **pessimistically** (the true object after every object scoring the
+  same), for rankings that come with nothing but scores. In GAP and the
+  precision/recall curve, at equal confidence wrong answers are counted before
+  right ones, so those can never be improved by a lucky tie order.
+* Calibrated-probability metrics are reported apart from the ranking ones
+  (`verdict_metrics`): GAP over the top answer's probability, and for each
+  verdict level (strong; strong or possible = "close") its precision over all
+  queries whose top answer got it, its recall over queries with a true object,
+  and its false-alarm rate over distractors.
 * recall@k, mAP and MRR are over queries with a true object only. With one
   relevant object per query, average precision is 1/rank, so mAP equals MRR
   here; both are reported because they diverge once several photos or objects
@@ -25,7 +33,7 @@ Metric conventions (tested in tests/index/bench/test_evaluation.py):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -173,6 +181,9 @@ class QueryResult:
     rank: int | None
     latency_ms: float
     error: str | None = None
+    similarities: list[float] = field(default_factory=list)  # cosine similarity of each answer
+    verdicts: list[str] = field(default_factory=list)  # the service's verdict of each answer
+    calibrated: bool = False  # scores are calibrated probabilities
 
     @property
     def top1_score(self) -> float | None:
@@ -181,6 +192,33 @@ class QueryResult:
     @property
     def top1_correct(self) -> bool:
         return self.rank == 1
+
+
+STRONG_VERDICT, POSSIBLE_VERDICT = "strong match", "possible match"  # as artefact.index.calibration words them
+
+
+def verdict_metrics(results: Sequence[QueryResult]) -> dict[str, Any]:
+    """Precision, recall and false alarms of the top answer's verdict, per level (strong; close = strong or possible).
+
+    Precision is over every query (distractors included) whose top answer got the
+    level; recall over queries with a true object (top answer right and at the level);
+    false alarms over distractors whose top answer got the level.
+    """
+    usable = [r for r in results if r.error is None]
+    levels = {"strong": {STRONG_VERDICT}, "close": {STRONG_VERDICT, POSSIBLE_VERDICT}}
+    out: dict[str, Any] = {}
+    for name, accepted in levels.items():
+        called = [r for r in usable if r.verdicts and r.verdicts[0] in accepted]
+        true_q = [r for r in usable if r.expected_id is not None]
+        distract = [r for r in usable if r.expected_id is None]
+        hits = sum(r.top1_correct for r in called)
+        out[name] = {
+            "called": len(called),
+            "precision": hits / len(called) if called else float("nan"),
+            "recall": hits / len(true_q) if true_q else float("nan"),
+            "false_alarm": sum(r.expected_id is None for r in called) / len(distract) if distract else float("nan"),
+        }
+    return out
 
 
 def summarise(results: Sequence[QueryResult], thresholds: Sequence[float] | None = None) -> dict[str, Any]:
@@ -205,6 +243,8 @@ def summarise(results: Sequence[QueryResult], thresholds: Sequence[float] | None
         "mAP": mean_average_precision(ranks),
         "MRR": mean_reciprocal_rank(ranks),
         "GAP": gap(top1_s, top1_c, len(true_q)),
+        "calibrated": any(r.calibrated for r in usable),
+        "verdicts": verdict_metrics(usable),
         "latency_ms": latency_percentiles([r.latency_ms for r in usable]),
         "false_alarm": {
             "threshold": list(thresholds),
@@ -234,6 +274,7 @@ def breakdown(results: Sequence[QueryResult], key: str) -> dict[str, dict[str, A
     for value, rs in sorted(groups.items()):
         s = summarise(rs)
         out[value] = {k: s[k] for k in ("queries", "with_true_object", "distractors", "recall@1", "recall@5", "recall@10", "mAP", "GAP")}
+        out[value]["strong_recall"] = s["verdicts"]["strong"]["recall"]
         d = s["score_distractor_top1"]
         out[value]["distractor_top1_max"] = max(d) if d else float("nan")
     return out

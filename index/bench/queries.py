@@ -11,6 +11,9 @@ from artefact.embed.fileio import atomic_path
 from artefact.index.errors import ManifestError
 from artefact.index.manifest import json_lines
 
+EXPECTED = "expected_id"
+
+
 @dataclass
 class Query:
     """One evaluation query: photo(s) of one object and the object it truly is (None = distractor)."""
@@ -36,7 +39,11 @@ def _query_from(line: int, data: Mapping[str, Any], folder: Path) -> Query:
         refs = []
     if not refs:
         raise ManifestError(f"query list line {line}: no query photo (column `query`)")
-    expected = str(data.get("expected_id") or "").strip() or None
+    if EXPECTED not in data:
+        # Without it every query would silently count as a distractor and recall read as null.
+        raise ManifestError(f"query list line {line}: no `{EXPECTED}` key (the true object's id; "
+                            "empty or null for a distractor)")
+    expected = str(data.get(EXPECTED) or "").strip() or None
     sev_raw = str(data.get("severity") or "").strip()
     try:
         severity = int(sev_raw) if sev_raw else 0
@@ -55,7 +62,8 @@ def read_queries(path: Path) -> list[Query]:
     """Read a query list (CSV or JSON Lines); photo paths are relative to the list's folder.
 
     Columns / keys: `query` (one path, or several separated by `;`; a JSON list in
-    JSONL), `expected_id` (empty = distractor), optional `condition`, `severity`.
+    JSONL), `expected_id` (required; empty or null = distractor), optional
+    `condition`, `severity`.
 
     Raises:
         ManifestError: missing file, unknown format or an unusable line.
@@ -75,6 +83,9 @@ def read_queries(path: Path) -> list[Query]:
             reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
             if not reader.fieldnames or "query" not in reader.fieldnames:
                 raise ManifestError(f"{path}: the header needs a `query` column")
+            if EXPECTED not in reader.fieldnames:
+                raise ManifestError(f"{path}: the header needs an `{EXPECTED}` column (the true object's id; "
+                                    "leave it empty for a distractor)")
             for n, row in enumerate(reader, start=2):
                 out.append(_query_from(n, row, folder))
     else:
@@ -91,3 +102,17 @@ def write_queries(path: Path, queries: Iterable[Query]) -> None:
         for q in queries:
             refs = ";".join(str(Path(p).relative_to(path.parent)) if Path(p).is_absolute() else str(p) for p in q.photos)
             w.writerow([refs, q.expected_id or "", q.condition, q.severity or ""])
+
+
+def check_expected_ids(queries: Iterable[Query], known_ids: Iterable[str]) -> None:
+    """Refuse a query list whose true objects are not in the catalogue (they could never be found).
+
+    Raises:
+        ManifestError: naming the unknown ids (the first ten) and how many there are.
+    """
+    known = set(known_ids)
+    unknown = sorted({q.expected_id for q in queries if q.expected_id is not None and q.expected_id not in known})
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        raise ManifestError(f"{len(unknown)} expected id(s) are not in the catalogue: {shown} "
+                            "(index those objects, or fix the query list)")

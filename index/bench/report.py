@@ -35,14 +35,24 @@ def build_report(runs: Sequence[EvalRun]) -> dict[str, Any]:
     table = [
         {"label": s["label"], "model": s["config"]["model"],
          **{m: s["overall"][m] for m in ("recall@1", "recall@5", "recall@10", "mAP", "MRR", "GAP")},
+         "strong_recall": s["overall"]["verdicts"]["strong"]["recall"],
+         "strong_precision": s["overall"]["verdicts"]["strong"]["precision"],
+         "close_recall": s["overall"]["verdicts"]["close"]["recall"],
+         "close_precision": s["overall"]["verdicts"]["close"]["precision"],
+         "false_alarm_strong": s["overall"]["verdicts"]["strong"]["false_alarm"],
+         "false_alarm_close": s["overall"]["verdicts"]["close"]["false_alarm"],
          "latency_p50_ms": s["overall"]["latency_ms"]["p50"], "latency_p95_ms": s["overall"]["latency_ms"]["p95"]}
         for s in summaries
     ]
     return _clean({
         "metric_notes": {
-            "ties": "pessimistic: an object scoring the same as the true object is ranked before it",
+            "ranks": "positions in the service's own answer order (artefact.index.search.answer_order): "
+                     "ties broken as the service breaks them",
             "recall@k/mAP/MRR": "over queries with a true object in the catalogue",
-            "GAP": "all queries' top-1 answers sorted by score; (1/M) sum P(i) rel(i); distractors are false positives",
+            "GAP": "calibrated: all queries' top-1 answers sorted by probability (similarity when uncalibrated); "
+                   "(1/M) sum P(i) rel(i); distractors are false positives; at equal confidence wrong answers first",
+            "verdicts": "top answer's verdict: precision over all queries called at that level, recall over queries "
+                        "with a true object, false alarms over distractors; close = strong or possible",
         },
         "comparison": table,
         "runs": summaries,

@@ -12,9 +12,9 @@ from tqdm import tqdm
 
 from artefact.embed.preprocess import load_for_model
 from artefact.index.bench.metrics import QueryResult, breakdown, rank_of, summarise
-from artefact.index.bench.queries import Query
+from artefact.index.bench.queries import Query, check_expected_ids
 from artefact.index.catalogue import SearchFilters
-from artefact.index.search import IMAGE, default_threshold, search, search_vectors
+from artefact.index.search import IMAGE, SearchResult, answer_order, default_threshold, rank, search
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def evaluate(
 ) -> EvalRun:
     """Run every query through `artefact.index.search.search` and record what came back.
 
+
     Args:
         library: an open `Library`.
         embedder: its model (anything `search` accepts).
@@ -69,17 +70,21 @@ def evaluate(
             latency is what an officer waits for. More embeds that many queries'
             photos in one model batch (much faster on CPU); each query's latency is
             then its decode + its share of the batch + its own index search.
-            Batched queries are ranked by embedding similarity alone (`search_vectors`):
-            any re-ranking `search()` does is left out, so use 1 to measure the
-            engine exactly as deployed.
+            Batched queries are ranked and judged by `rank()` without the second
+            look (re-ranking is left out), so use 1 to measure the engine exactly
+            as deployed.
         search_options: extra keyword arguments for `search()` (e.g. `{"rerank": 0}`
             where the installed search supports it); recorded in the report.
+
+    Raises:
+        ManifestError: a query's expected id is not in the catalogue.
     """
     filters = filters if filters is not None else SearchFilters(include_recovered=True)
     n_objects = int(library.catalogue.counts()["objects"])
     depth = search_k or max(k, min(n_objects, 100))
     types = {r.object_id: r.fields.get("object_type", "") for r in library.catalogue.list_objects(
         SearchFilters(include_recovered=True), limit=10**9, offset=0)}
+    check_expected_ids(queries, types)  # an unknown true object could never be found: refuse up front
     model = getattr(embedder, "description", None)
     run = EvalRun(label, {
         "model": model.label() if model is not None else "?",
@@ -89,7 +94,7 @@ def evaluate(
         "threshold": default_threshold(model),
         "search_k": depth,
         "batch_size": batch_size,
-        "search_options": dict(search_options or {}) if batch_size == 1 else "embedding similarity only (batched)",
+        "search_options": dict(search_options or {}) if batch_size == 1 else "no second look (batched)",
     })
     bar = _progress(len(queries), progress, label)
     step = max(1, batch_size)
@@ -99,38 +104,46 @@ def evaluate(
             outcomes = [_one_query(library, embedder, chunk[0], depth, filters, dict(search_options or {}))]
         else:
             outcomes = _batched_queries(library, embedder, chunk, depth, filters)
-        for q, (matches, ms, error) in zip(chunk, outcomes):
+        for q, (result, ms, error) in zip(chunk, outcomes):
             obj_type = DISTRACTOR if q.expected_id is None else types.get(q.expected_id, "")
-            ids = [m.record.object_id for m in matches]
-            # Confidence = the calibrated probability where the index has one (it orders the
-            # answers then), else the similarity.
-            scores = [float(m.probability) if getattr(m, "probability", None) is not None else float(m.score)
-                      for m in matches]
             if error:
                 log.warning("query %s failed: %s", q.photos, error)
-            run.results.append(QueryResult([str(p) for p in q.photos], q.expected_id, q.condition, q.severity,
-                                           obj_type, ids, scores, rank_of(ids, q.expected_id, scores), ms, error))
+            run.results.append(query_result(q, result, ms, error, obj_type))
         bar.update(len(chunk))
     bar.close()
-    missing = {q.expected_id for q in queries if q.expected_id is not None and q.expected_id not in types}
-    if missing:
-        log.warning("%d expected ids are not in the catalogue (e.g. %s): those queries can never be found",
-                    len(missing), sorted(missing)[:3])
     return run
 
 
+def query_result(q: Query, result: SearchResult | None, ms: float, error: str | None, obj_type: str) -> QueryResult:
+    """What the officer saw for one query, ranked in the service's own answer order.
+
+    The rank is the true object's position in `answer_order` (ties broken as the
+    service breaks them), not a pessimistic rank by calibrated probability: many
+    unverified candidates share the calibration's floor probability and the
+    service orders those by similarity.
+    """
+    matches = answer_order(result.matches, result.calibration, result.reranked) if result is not None else []
+    ids = [m.record.object_id for m in matches]
+    # Confidence = the calibrated probability where the index has one, else the similarity.
+    scores = [float(m.probability) if m.probability is not None else float(m.score) for m in matches]
+    return QueryResult([str(p) for p in q.photos], q.expected_id, q.condition, q.severity, obj_type, ids, scores,
+                       rank_of(ids, q.expected_id), ms, error,
+                       similarities=[float(m.score) for m in matches], verdicts=[m.verdict for m in matches],
+                       calibrated=result is not None and result.calibration is not None)
+
+
 def _one_query(library: Any, embedder: Any, q: Query, depth: int, filters: Any,
-               options: dict[str, Any]) -> tuple[list[Any], float, str | None]:
+               options: dict[str, Any]) -> tuple[SearchResult | None, float, str | None]:
     t0 = time.perf_counter()
     try:
         res = search(library, embedder, q.photos, k=depth, filters=filters, **options)
     except Exception as exc:  # noqa: BLE001 - a bad query photo is recorded, not fatal
-        return [], 0.0, f"{type(exc).__name__}: {exc}"
-    return res.matches, (time.perf_counter() - t0) * 1e3, None
+        return None, 0.0, f"{type(exc).__name__}: {exc}"
+    return res, (time.perf_counter() - t0) * 1e3, None
 
 
 def _batched_queries(library: Any, embedder: Any, chunk: Sequence[Query], depth: int,
-                     filters: Any) -> list[tuple[list[Any], float, str | None]]:
+                     filters: Any) -> list[tuple[SearchResult | None, float, str | None]]:
     """The same decode, model and search code as `search()`, with the model run once per chunk."""
     arrays: list[np.ndarray] = []
     spans: list[tuple[int, int] | None] = []
@@ -152,15 +165,17 @@ def _batched_queries(library: Any, embedder: Any, chunk: Sequence[Query], depth:
     t0 = time.perf_counter()
     xq = embedder.embed_prepared(arrays).astype(np.float32) if arrays else np.zeros((0, 0), np.float32)
     per_photo_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(arrays))
-    out: list[tuple[list[Any], float, str | None]] = []
+    out: list[tuple[SearchResult | None, float, str | None]] = []
     for span, dms, err in zip(spans, decode_ms, errors):
         if span is None:
-            out.append(([], 0.0, err))
+            out.append((None, 0.0, err))
             continue
         t1 = time.perf_counter()
-        matches = search_vectors(library, xq[span[0] : span[1]], [IMAGE] * (span[1] - span[0]), k=depth, filters=filters)
+        # The service's own ranking and verdicts, without the second look (no photos passed).
+        res = rank(library, xq[span[0] : span[1]], [IMAGE] * (span[1] - span[0]), (), k=depth, filters=filters,
+                   rerank=0)
         sms = (time.perf_counter() - t1) * 1e3
-        out.append((matches, dms + per_photo_ms * (span[1] - span[0]) + sms, None))
+        out.append((res, dms + per_photo_ms * (span[1] - span[0]) + sms, None))
     return out
 
 

@@ -82,3 +82,24 @@ def test_eval_refuses_a_home_without_catalogue(tmp_path: Path, capsys: pytest.Ca
 
     with pytest.raises(CatalogueError, match="no catalogue"):
         run(["--home", str(tmp_path / "empty"), "eval", str(tmp_path / "q.csv"), "--out", str(tmp_path / "o")], capsys)
+
+
+def test_eval_refuses_a_list_without_expected_ids_or_with_unknown_ones(tmp_path: Path, tiny_config_dir: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from artefact.index.errors import ManifestError
+
+    home = tmp_path / "h"
+    rc, _ = run(["--home", str(home), *model_args(tiny_config_dir, "tiny-clip"), "index", "add",
+                 str(SAMPLE / "catalogue.csv"), "--images", str(SAMPLE / "images"), "--workers", "0",
+                 "--local-features", "none", "-q"], capsys)
+    assert rc == 0
+    photo = SAMPLE / "images" / "SMP-COIN-01" / "1.jpg"
+    (tmp_path / "no_col.csv").write_text(f"query,condition\n{photo},plain\n")
+    with pytest.raises(ManifestError, match="expected_id"):
+        run(["--home", str(home), "--model-config-dir", str(tiny_config_dir), "eval", str(tmp_path / "no_col.csv"),
+             "--out", str(tmp_path / "o1"), "--no-plots"], capsys)
+    (tmp_path / "unknown.csv").write_text(f"query,expected_id\n{photo},SMP-COIN-01\n{photo},NOT-IN-CATALOGUE\n")
+    with pytest.raises(ManifestError, match="NOT-IN-CATALOGUE"):
+        run(["--home", str(home), "--model-config-dir", str(tiny_config_dir), "eval", str(tmp_path / "unknown.csv"),
+             "--out", str(tmp_path / "o2"), "--no-plots"], capsys)
+    assert not (tmp_path / "o2" / "report.json").exists()  # refused before anything was written
