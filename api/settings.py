@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     index_target_recall: float = TARGET_RECALL  # recall@10 against exact search that optimize tunes for
     index_full_dtype: str = "float32"  # full vectors kept on disk for exact re-scoring (float16 halves them)
 
+    # Where the vectors live: faiss (files beside the catalogue), milvus-lite:PATH (a local file; relative =
+    # inside the home) or milvus://HOST:PORT[/DB]. The home records the first choice; later runs may omit it.
+    vector_store: str | None = None
+
     def store_options(self) -> StoreOptions:
         return StoreOptions(flat_max=self.index_flat_max, compressed=self.index_compressed,
                             target_recall=self.index_target_recall, full_dtype=self.index_full_dtype)

@@ -39,6 +39,11 @@ class Home:
         return self.root / "filters.npz"
 
     @property
+    def vector_store_choice(self) -> Path:
+        """Which vector store the home uses (FAISS files or a Milvus collection), recorded on first use."""
+        return self.root / "vector-store.json"
+
+    @property
     def features(self) -> Path:
         """Local features of the photos: append-only shard files and their offset table."""
         return self.root / "features"

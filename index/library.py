@@ -23,7 +23,10 @@ from artefact.index.verification import Features
 from artefact.index.home import Home
 from artefact.index.stores import FlatStore, IdSelection, StoreError, VectorStore, open_store
 from artefact.index.stores import files as store_files
-from artefact.index.stores.attributes import RecordAttributes
+from artefact.index.records import FILTER_FIELDS
+from artefact.index.stores.attributes import RecordAttributes, change_seq, changed_images
+from artefact.index.stores.choice import StoreChoice, remembered
+from artefact.index.stores.milvus import MILVUS, FieldSource, MilvusStore, from_manifest
 from artefact.index.stores.optimize import StoreOptions
 from artefact.index.vectors import manifest_path
 
@@ -49,6 +52,8 @@ class Library:
         self.catalogue = Catalogue(self.paths.current_catalogue())
         self.index_path = self.catalogue.path.parent / self.paths.vectors.name
         self.store_options = store_options or StoreOptions()  # flat up to a size, compressed beyond
+        # FAISS files beside the catalogue, or a Milvus collection: the home records which (stores/choice.py).
+        self.store_choice: StoreChoice = remembered(self.paths) or StoreChoice()
         self._vectors: VectorStore | None = None
         self._generation = -1  # catalogue generation the in-memory index reflects
         self._store_stamp: tuple[int, int] | None = None  # the store manifest (mtime, size) loaded or saved
@@ -61,6 +66,8 @@ class Library:
         self.model_in_use: ModelDescription | None = None  # set by check_model
 
     def close(self) -> None:
+        if isinstance(self._vectors, MilvusStore):
+            self._vectors.close()
         self.catalogue.close()
 
     def __enter__(self) -> "Library":
@@ -102,7 +109,7 @@ class Library:
             with self.catalogue.transaction():
                 self.catalogue.set_model(description.to_dict())
             if self._vectors is not None and self._vectors.dim != description.dim:
-                self._vectors = FlatStore(description.dim)
+                self._vectors = self._new_store(description.to_dict())
 
     @property
     def local_features(self) -> str | None:
@@ -204,6 +211,8 @@ class Library:
         raw_model = self.catalogue.model()
         dim = int(raw_model["dim"]) if raw_model else 0
         stamp = _stamp(manifest_path(self.index_path))
+        if self.store_choice.is_milvus and raw_model is not None:
+            return self._read_milvus(raw_model, stamp)
         problem: str | None = None
         manifest: dict[str, Any] | None = None
         if stamp is not None:
@@ -216,11 +225,39 @@ class Library:
         if manifest is not None and raw_model is not None and manifest.get("dim") != dim:
             problem, manifest = f"holds {manifest.get('dim')}-d vectors, the catalogue's model makes {dim}-d ones", None
         if manifest is None:
-            return _OnDisk(FlatStore(dim), problem, -1, stamp, None)
+            return _OnDisk(self._new_store(raw_model), problem, -1, stamp, None)
         generation = int(manifest.get("generation", -1))
         if raw_model is not None and generation == self.catalogue.generation:
             problem = _differs(store, manifest, self.catalogue.image_ids())
         return _OnDisk(store, problem, generation, stamp, manifest)
+
+    def _read_milvus(self, raw_model: dict[str, Any], stamp: tuple[int, int] | None) -> "_OnDisk":
+        """The model's Milvus collection as it is now, and whether it holds what its manifest says.
+
+        The manifest beside the catalogue only records which generation (and which change of
+        the filter fields) the collection reflects; one of another kind says nothing about it.
+        """
+        try:
+            manifest = store_files.read_manifest(self.index_path)
+        except (OSError, ValueError):
+            manifest = None
+        store = self._new_store(raw_model)  # an unreachable Milvus raises: rebuilding could not help
+        generation, ours = from_manifest(manifest, store)
+        problem = None
+        if ours and manifest is not None and generation == self.catalogue.generation:
+            problem = _differs(store, manifest, self.catalogue.image_ids())
+        return _OnDisk(store, problem, generation, stamp, manifest if ours else None)
+
+    def _new_store(self, raw_model: dict[str, Any] | None, fresh: bool = False) -> VectorStore:
+        """The one place a store is made: an empty FAISS flat store, or the model's Milvus collection
+        (created when missing; with `fresh`, dropped and created empty)."""
+        dim = int(raw_model["dim"]) if raw_model else 0
+        if not self.store_choice.is_milvus or raw_model is None:
+            return FlatStore(dim)
+        store = MilvusStore.open(self.store_choice, raw_model, self._record_fields, fresh=fresh)
+        if store.ntotal == 0:  # every row it will get carries the fields current when written
+            store.fields_seq = change_seq(self.catalogue.db)
+        return store
 
     def rebuild_vectors(self) -> tuple[VectorStore, int]:
         """Rebuild the store `open_vectors(repair=False)` set aside, through a catalogue connection
@@ -233,10 +270,14 @@ class Library:
         source = Catalogue(self.catalogue.path)
         try:
             raw_model = source.model()
-            store = self._unmatched or FlatStore(int(raw_model["dim"]) if raw_model else 0)
+            store = self._unmatched or self._new_store(raw_model)
+            if isinstance(store, MilvusStore):  # fields read through the rebuild's own connection
+                store.fields = _fields_from(RecordAttributes.build(source.db))
             with source.snapshot():
                 generation = source.generation
                 self._reconcile(store, source)
+            if isinstance(store, MilvusStore):
+                store.fields = self._record_fields
         finally:
             source.close()
         return store, generation
@@ -271,6 +312,8 @@ class Library:
         vectors = self.vectors
         if self.catalogue.generation == self._generation:
             return False
+        if isinstance(vectors, MilvusStore):  # another process may have written the collection meanwhile
+            vectors.reload_ids()
         # One read snapshot: the generation recorded is exactly the state reconciled to.
         with self.catalogue.snapshot():
             generation = self.catalogue.generation
@@ -353,6 +396,7 @@ class Library:
         """Persist the FAISS index with a manifest naming model, counts and catalogue generation."""
         if self._vectors is None:
             return
+        self._sync_store_fields()  # the manifest then records fields as current as the catalogue
         self._save_store(self._vectors, self._generation)
 
     def _save_store(self, store: VectorStore, generation: int) -> None:
@@ -376,11 +420,40 @@ class Library:
         return self.catalogue.path.parent / self.paths.record_filters.name
 
     def selection(self, filters: "SearchFilters") -> IdSelection | None:
-        """The photos a search with these filters may return (None: all), without a scan per search."""
+        """The photos a search with these filters may return (None: all), without a scan per search.
+
+        A Milvus store's filter fields are brought up to date first (filters are pushed down to it).
+        """
+        attributes = self._follow_attributes()
+        self._sync_store_fields()
+        return attributes.selection(filters)
+
+    def _follow_attributes(self) -> RecordAttributes:
         if self._attributes is None:
             self._attributes = RecordAttributes.load(self.attributes_path) or RecordAttributes.build(self.catalogue.db)
         self._attributes.follow(self.catalogue.db)
-        return self._attributes.selection(filters)
+        return self._attributes
+
+    def _record_fields(self, ids: np.ndarray) -> dict[str, list[str]]:
+        """The filter fields of these photos as the catalogue has them now (a Milvus store's field source)."""
+        return _fields_from(self._follow_attributes())(ids)
+
+    def _sync_store_fields(self) -> int:
+        """Rewrite the Milvus rows whose filter fields changed in the catalogue since the store last
+        followed it (a status change, a re-ingested record); returns the rows rewritten."""
+        store = self._vectors
+        if not isinstance(store, MilvusStore):
+            return 0
+        seq = change_seq(self.catalogue.db)
+        if seq == store.fields_seq:
+            return 0
+        changed = changed_images(self.catalogue.db, store.fields_seq)
+        stale = store.stale_fields(self._record_fields, changed)  # None: too many changes, compare every row
+        if len(stale):
+            store.refresh_fields(stale, self.catalogue.vectors(stale.tolist()))
+            log.info("filter fields of %d photos brought up to date in Milvus", len(stale))
+        store.fields_seq = seq
+        return int(len(stale))
 
     @property
     def pinned_index_type(self) -> str | None:
@@ -391,6 +464,8 @@ class Library:
         """Why `index optimize` should run (grown, drifted, wrong kind for the size); empty if not."""
         from artefact.index.stores.optimize import due_reasons
 
+        if self.vectors.kind == MILVUS:
+            return []  # Milvus builds and keeps its own index
         return due_reasons(self.vectors, self.vectors.ntotal, self.store_options, self.pinned_index_type)
 
     def optimize(self, kind: str | None = None, target_recall: float | None = None,
@@ -407,6 +482,11 @@ class Library:
         model = self.model
         if model is None:
             raise CatalogueError(f"{self.home} has no vectors yet: index some photos first")
+        if self.store_choice.is_milvus:
+            raise StoreError(
+                f"optimize does not apply to {self.home}: its vectors are served by Milvus ({self.store_choice.spec}), "
+                "which builds and tunes its own index (FLAT, exact, unless the store name asks a Milvus server for "
+                "another, e.g. milvus://HOST:PORT?index=HNSW; see docs/vector-stores.md)")
         from artefact.index.catalogue import SearchFilters
 
         with self.writing():
@@ -434,7 +514,7 @@ class Library:
         """After an ingest: switch flat <-> compressed when the size crossed the threshold (unless pinned)."""
         from artefact.index.stores.optimize import chosen_kind
 
-        if not self.store_options.auto or self.pinned_index_type:
+        if not self.store_options.auto or self.pinned_index_type or self.store_choice.is_milvus:
             return None
         if chosen_kind(self.vectors.ntotal, self.store_options) == self.vectors.kind:
             return None
@@ -583,6 +663,13 @@ class Library:
                 if diff > 1e-5:
                     problems.append(f"index vectors differ from the catalogue's by up to {diff:.2e}")
                     break
+        if isinstance(store, MilvusStore):
+            stale = store.stale_fields(self._record_fields, np.intersect1d(want, have))
+            if len(stale):
+                problems.append(f"{len(stale)} vectors in Milvus carry filter fields (status, object type, country, "
+                                "source) that differ from the catalogue's")
+            if store is not self._vectors:
+                store.close()
         problems += self.features.problems(want)
         return {"problems": problems, "objects": counts["objects"], "images": counts["images"],
                 "vectors": store.ntotal}
@@ -601,18 +688,42 @@ class Library:
             before = self.check()
             disk = self._read_vectors()
             store = disk.store
-            if any("differ from the catalogue's" in p or "duplicate" in p for p in before):
-                raw_model = self.catalogue.model()
-                store = FlatStore(int(raw_model["dim"]) if raw_model else 0)  # its vectors cannot be trusted
+            if any("index vectors differ from the catalogue's" in p or "duplicate" in p for p in before):
+                # Its vectors cannot be trusted (a Milvus collection is dropped and made afresh).
+                store = self._new_store(self.catalogue.model(), fresh=True)
             with self.catalogue.snapshot():
                 generation = self.catalogue.generation
                 changed = self._reconcile(store)
+            if isinstance(store, MilvusStore):
+                stale = store.stale_fields(self._record_fields)
+                store.refresh_fields(stale, self.catalogue.vectors(stale.tolist()) if len(stale) else None)
+                store.fields_seq = change_seq(self.catalogue.db)
+                changed["fields"] = int(len(stale))
+            if isinstance(self._vectors, MilvusStore) and self._vectors is not store:
+                self._vectors.close()
             self._vectors, self._generation, self._store_stamp = store, generation, disk.stamp
             self._unmatched, self.rebuilding = None, None
             if before:
                 self.save()
             after = self.check()
         return {"before": before, "after": after, **changed}
+
+def _fields_from(attributes: RecordAttributes) -> FieldSource:
+    """A Milvus store's field source over the in-memory filter codes: values as filters compare them."""
+
+    def fields(ids: np.ndarray) -> dict[str, list[str]]:
+        ids = np.asarray(ids, dtype=np.int64)
+        out: dict[str, list[str]] = {}
+        for name in FILTER_FIELDS:
+            codes, vocab = attributes.codes[name], attributes.vocab[name]
+            inside = (ids >= 0) & (ids < len(codes))
+            got = np.full(len(ids), -1, np.int32)
+            got[inside] = codes[ids[inside]]
+            out[name] = [vocab[c] if c >= 0 else "" for c in got]
+        return out
+
+    return fields
+
 
 def _stamp(path: Path) -> tuple[int, int] | None:
     try:

@@ -14,6 +14,7 @@ from artefact.index.catalogue import SearchFilters
 from artefact.index.errors import CatalogueError
 from artefact.index.library import Library
 from artefact.index.records import FILTER_FIELDS, RECORD_FIELDS
+from artefact.index.stores.choice import settle as settle_store
 
 if TYPE_CHECKING:
     from artefact.embed.embedder import Embedder
@@ -24,7 +25,7 @@ Command = Callable[[argparse.Namespace, Settings], int]
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
 # Flags that override a Settings field of the same name when given.
 SETTING_FLAGS = ("home", "backend", "model", "pretrained", "model_config_dir", "device", "threads", "workers", "batch_size",
-                 "runtime", "precision")
+                 "runtime", "precision", "vector_store")
 # Flags of the common parent parser that a command may read although no subparser set them.
 SWITCHES = ("json", "quiet", "verbose", "offline")
 
@@ -52,6 +53,7 @@ def open_library(settings: Settings, must_exist: bool = True) -> Library:
             f"no catalogue in {settings.home}: index one first with "
             "`artefact index add MANIFEST --images ROOT` (or pass --home / set ARTEFACT_HOME)"
         )
+    settle_store(settings.paths, settings.vector_store)  # a new home records the store; another one is refused
     return Library(settings.home, store_options=settings.store_options())
 
 

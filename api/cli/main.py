@@ -17,6 +17,7 @@ from artefact.embed.models import EFFICIENTNET_LITE0, OPEN_CLIP
 from artefact.embed.runtimes.variants import AUTO, PRECISIONS, RUNTIMES
 from artefact.index.bench.builder import OPENCV_DATA
 from artefact.index.records import FILTER_FIELDS, STATUSES
+from artefact.index.stores.choice import SPEC_HELP as STORE_SPEC_HELP
 
 Subparsers = Any  # argparse's private _SubParsersAction
 FILTER_HELP = "KEY=VALUE[,VALUE]; KEY: " + ", ".join(FILTER_FIELDS)
@@ -44,6 +45,9 @@ def common_flags() -> argparse.ArgumentParser:
                    help="image-model runtime (default auto: the backbone's fastest that keeps recall); env ARTEFACT_RUNTIME")
     g.add_argument("--precision", choices=[AUTO, *PRECISIONS], help="fp32, int8 or auto (default); env ARTEFACT_PRECISION")
     g.add_argument("--offline", action="store_true", help="never try to download weights")
+    g.add_argument("--vector-store", metavar="STORE",
+                   help=f"where the vectors live: {STORE_SPEC_HELP}; recorded by a new home, later runs may omit it; "
+                        "env ARTEFACT_VECTOR_STORE")
     g.add_argument("--json", action="store_true", help="machine-readable output")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -24,6 +24,7 @@ from PIL import Image
 from artefact.api.http.errors import ImageNotFoundError, ObjectExistsError
 from artefact.api.http.files import THUMBNAIL_SIDE, ServiceFiles
 from artefact.api.settings import Settings
+from artefact.index.stores.choice import settle as settle_store
 from artefact.embed.embedder import Embedder
 from artefact.embed.errors import ArtefactError
 from artefact.embed.fileio import atomic_path, atomic_write_bytes
@@ -139,6 +140,7 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        settle_store(settings.paths, settings.vector_store)  # a home keeps the vector store it was built with
         self.library = Library(settings.home, store_options=settings.store_options())
         self.lock = threading.RLock()
         embedder = embedder_for(self.library.model, settings.explicit_spec(), settings.load_options())

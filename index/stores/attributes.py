@@ -187,6 +187,22 @@ class RecordAttributes:
         return cls(codes, {f: list(meta["vocab"][f]) for f in FILTER_FIELDS}, int(meta["seq"]))
 
 
+def changed_images(db: Any, since: int, most: int = REBUILD_ABOVE) -> np.ndarray | None:
+    """Ids of photos whose filter fields may have changed after change number `since` (their own
+    row or their object's); None when more than `most` rows changed (compare them all instead)."""
+    changed = db.execute("SELECT kind, key FROM row_changes WHERE seq > ? AND kind IN ('object', 'image')",
+                         (since,)).fetchall()
+    if len(changed) > most:
+        return None
+    ids = {int(r[1]) for r in changed if r[0] == "image"}
+    objects = [r[1] for r in changed if r[0] == "object"]
+    for part in _chunks(objects, 500):
+        marks = ", ".join("?" * len(part))
+        ids.update(int(r[0]) for r in db.execute(
+            f"SELECT i.image_id FROM images i JOIN objects o ON o.pk = i.object_pk WHERE o.object_id IN ({marks})", part))
+    return np.asarray(sorted(ids), dtype=np.int64)
+
+
 def _chunks(items: Sequence[Any], n: int) -> Iterable[list[Any]]:
     for i in range(0, len(items), n):
         yield list(items[i : i + n])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from index_helpers import SAMPLE_IMAGES, CountingEmbedder
+from index_helpers import SAMPLE_IMAGES, VECTOR_STORES, CountingEmbedder
 
 
 @pytest.fixture
@@ -21,3 +21,11 @@ def sample_root(tmp_path) -> Path:
 @pytest.fixture
 def counting_tiny(tiny_embedder) -> CountingEmbedder:
     return CountingEmbedder(tiny_embedder)
+
+
+@pytest.fixture(scope="module", params=VECTOR_STORES)
+def vector_store(request) -> str:
+    """Each vector store in turn (module scope: a module's libraries share one Milvus Lite start per store)."""
+    if request.param == "milvus-lite":
+        pytest.importorskip("milvus_lite", reason="the scale extra (pymilvus + milvus-lite) is not installed")
+    return str(request.param)

@@ -8,6 +8,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from artefact.index.home import Home
+from artefact.index.stores.choice import settle
+
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 SAMPLE_CSV = SAMPLE / "catalogue.csv"
 SAMPLE_JSONL = SAMPLE / "catalogue.jsonl"
@@ -35,3 +38,14 @@ class CountingEmbedder:
 def other_weights(description: Any) -> Any:
     """The same architecture and dimension, different weights: vectors not comparable."""
     return replace(description, weights_sha256="0" * 64)
+
+
+VECTOR_STORES = ("faiss", "milvus-lite")
+
+
+def use_vector_store(home: Path, store: str) -> None:
+    """Make a new home keep its vectors in `store` (faiss: the default, nothing to record)."""
+    if store == "milvus-lite":
+        settle(Home(home), "milvus-lite:vectors.db")  # a Milvus Lite file inside the home
+    elif store != "faiss":
+        raise ValueError(store)

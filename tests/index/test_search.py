@@ -1,5 +1,6 @@
 """Search: filters applied inside the vector search, status handling, multi-photo fusion, ties,
-and retrieval quality with the real offline weights on the bundled sample."""
+and retrieval quality with the real offline weights on the bundled sample; every library test
+runs on each vector store (FAISS files and Milvus Lite: the `vector_store` fixture)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from artefact.index.library import Library
 from artefact.index.records import ObjectRecord
 from artefact.index.search import IMAGE, search, search_vectors
 
-from index_helpers import SAMPLE_CSV, SAMPLE_IMAGES, SAMPLE_QUERIES
+from index_helpers import SAMPLE_CSV, SAMPLE_IMAGES, SAMPLE_QUERIES, use_vector_store
 
 DIM = 16
 
@@ -31,8 +32,10 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def build(home: Path, objects: list[tuple[str, dict[str, str], np.ndarray]], dim: int = DIM) -> Library:
-    """A library from (object_id, fields, vectors of its photos), written the way ingest does."""
+def build(home: Path, objects: list[tuple[str, dict[str, str], np.ndarray]], dim: int = DIM,
+          store: str = "faiss") -> Library:
+    """A library from (object_id, fields, vectors of its photos), written the way ingest does, on that vector store."""
+    use_vector_store(home, store)
     lib = Library(home)
     lib.bind_model(fake_model(dim))
     lib.vectors  # load (empty) before writing, as ingest does: the catalogue rows are added to it below
@@ -70,7 +73,7 @@ N_BLOCKERS = 500
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory):
+def big(tmp_path_factory, vector_store):
     """2000 objects; the 500 closest to the query are all of country 'Atlantis' (a third of them recovered)."""
     rng = np.random.default_rng(20240607)
     q = unit(rng.standard_normal(DIM))
@@ -95,7 +98,7 @@ def big(tmp_path_factory):
         if rank % 7 == 0:  # some objects have a second, unrelated photo
             vecs = np.vstack([vecs, unit(rng.standard_normal(DIM))[None]])
         objects.append((f"OBJ-{int(i):05d}", fields, vecs.astype(np.float32)))
-    lib = build(tmp_path_factory.mktemp("big") / "home", objects)
+    lib = build(tmp_path_factory.mktemp("big") / "home", objects, store=vector_store)
     yield lib, objects, q
     lib.close()
 
@@ -165,9 +168,9 @@ def basis(i: int) -> np.ndarray:
     return e
 
 
-def test_status_change_takes_effect_without_reindexing(tmp_path):
+def test_status_change_takes_effect_without_reindexing(tmp_path, vector_store):
     objects = [(f"S-{i}", {"status": "stolen"}, unit(basis(0) + 0.1 * (i + 1) * basis(1))[None]) for i in range(5)]
-    with build(tmp_path / "home", objects) as lib:
+    with build(tmp_path / "home", objects, store=vector_store) as lib:
         q = basis(0)[None]
         assert search_vectors(lib, q, [IMAGE], k=1)[0].record.object_id == "S-0"
         lib.set_status("S-0", "recovered")
@@ -180,9 +183,9 @@ def test_status_change_takes_effect_without_reindexing(tmp_path):
         assert search_vectors(lib, q, [IMAGE], k=1)[0].record.object_id == "S-0"
 
 
-def test_removed_object_disappears_from_results(tmp_path):
+def test_removed_object_disappears_from_results(tmp_path, vector_store):
     objects = [(f"R-{i}", {}, unit(basis(0) + 0.1 * (i + 1) * basis(1))[None]) for i in range(4)]
-    with build(tmp_path / "home", objects) as lib:
+    with build(tmp_path / "home", objects, store=vector_store) as lib:
         assert lib.remove_object("R-0") == 1
         assert [m.record.object_id for m in search_vectors(lib, basis(0)[None], [IMAGE], k=10)] == ["R-1", "R-2", "R-3"]
         assert lib.check() == []
@@ -192,7 +195,7 @@ def test_removed_object_disappears_from_results(tmp_path):
 
 
 @pytest.fixture
-def fusion(tmp_path):
+def fusion(tmp_path, vector_store):
     a1, a2 = basis(0), basis(1)  # two views of object A
     objects = [
         ("A", {}, np.vstack([a1, a2])),
@@ -200,7 +203,7 @@ def fusion(tmp_path):
         ("C", {}, unit(basis(3) + 0.2 * basis(0))[None]),
         ("D", {}, unit(basis(4) + 0.2 * basis(1))[None]),
     ]
-    with build(tmp_path / "home", objects) as lib:
+    with build(tmp_path / "home", objects, store=vector_store) as lib:
         yield lib
 
 
@@ -238,25 +241,25 @@ def test_object_matched_by_either_photo_ranks_first(fusion):
         assert matches[0].score == pytest.approx(float(q_good @ basis(1)), abs=1e-6)
 
 
-def test_many_photos_of_one_object_do_not_crowd_out_others(tmp_path):
+def test_many_photos_of_one_object_do_not_crowd_out_others(tmp_path, vector_store):
     rng = np.random.default_rng(5)
     crowd = unit(basis(0) + 0.01 * rng.standard_normal((120, DIM)))  # 120 near-identical photos
     others = [(f"O-{i:02d}", {}, unit(basis(0) * 0.5 + rng.standard_normal(DIM) * 0.3)[None]) for i in range(30)]
     objects = [("CROWD", {}, crowd)] + others
-    with build(tmp_path / "home", objects) as lib:
+    with build(tmp_path / "home", objects, store=vector_store) as lib:
         matches = search_vectors(lib, basis(0)[None], [IMAGE], k=8)
         assert len(matches) == 8 and len({m.record.object_id for m in matches}) == 8
         assert matches[0].record.object_id == "CROWD"
         assert_same_ranking(matches, brute_force(objects, basis(0), lambda f: True, 8))
 
 
-def test_k_larger_than_catalogue_returns_all_objects(tmp_path):
+def test_k_larger_than_catalogue_returns_all_objects(tmp_path, vector_store):
     rng = np.random.default_rng(11)
     objects = [
         (f"K-{i:02d}", {"status": "recovered" if i in (3, 7) else "stolen"}, unit(rng.standard_normal((1 + i % 3, DIM))))
         for i in range(25)
     ]
-    with build(tmp_path / "home", objects) as lib:
+    with build(tmp_path / "home", objects, store=vector_store) as lib:
         q = unit(rng.standard_normal(DIM))[None]
         got = search_vectors(lib, q, [IMAGE], k=1000)
         assert len(got) == 23 and len({m.record.object_id for m in got}) == 23
@@ -266,11 +269,11 @@ def test_k_larger_than_catalogue_returns_all_objects(tmp_path):
         assert search_vectors(lib, q, [IMAGE], k=0) == []
 
 
-def test_ties_ordered_deterministically_by_object_id(tmp_path):
+def test_ties_ordered_deterministically_by_object_id(tmp_path, vector_store):
     # Identical photos (score exactly 1.0), inserted in reverse id order so image ids disagree with object ids.
     names = [f"T-{i:02d}" for i in range(12)][::-1]
     objects = [(n, {}, basis(0)[None]) for n in names] + [("Z-lower", {}, unit(basis(0) + basis(1))[None])]
-    with build(tmp_path / "home", objects) as lib:
+    with build(tmp_path / "home", objects, store=vector_store) as lib:
         first = search_vectors(lib, basis(0)[None], [IMAGE], k=5)
         assert [m.record.object_id for m in first] == ["T-00", "T-01", "T-02", "T-03", "T-04"]
         assert all(m.score == pytest.approx(1.0) for m in first)
@@ -285,12 +288,12 @@ def test_ties_ordered_deterministically_by_object_id(tmp_path):
         assert [m.record.object_id for m in again] == [m.record.object_id for m in first]
 
 
-def test_ties_beyond_the_candidate_window_still_ordered_by_object_id(tmp_path):
+def test_ties_beyond_the_candidate_window_still_ordered_by_object_id(tmp_path, vector_store):
     """Many objects sharing one photo (e.g. a placeholder picture): more ties than the image
     candidates fetched (max(4k, 32)); the documented tie order (object id) must still hold."""
     names = [f"P-{i:03d}" for i in range(100)][::-1]
     objects = [(n, {}, basis(0)[None]) for n in names]
-    with build(tmp_path / "home", objects) as lib:
+    with build(tmp_path / "home", objects, store=vector_store) as lib:
         got = [m.record.object_id for m in search_vectors(lib, basis(0)[None], [IMAGE], k=5)]
         assert got == ["P-000", "P-001", "P-002", "P-003", "P-004"]
 
@@ -299,8 +302,10 @@ def test_ties_beyond_the_candidate_window_still_ordered_by_object_id(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def sample_library(tmp_path_factory, offline_embedder):
-    lib = Library(tmp_path_factory.mktemp("sample") / "home")
+def sample_library(tmp_path_factory, offline_embedder, vector_store):
+    home = tmp_path_factory.mktemp("sample") / "home"
+    use_vector_store(home, vector_store)
+    lib = Library(home)
     rep = ingest_manifest(lib, offline_embedder, SAMPLE_CSV, SAMPLE_IMAGES, workers=0, progress=False)
     assert rep.images_added == 33 and rep.images_failed == 0
     yield lib
