@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     # speed, only memory: each decode holds up to ~8 bytes per pixel until it is done.
     decode_slots: int | None = None
     cors_origins: list[str] = []
+    # How long the web page waits for a search's answer before it gives up and says so (/v1/meta).
+    search_timeout_s: float = 30.0
+    # Long side of the JPEG previews the service makes for the page (POST /v1/preview) unless asked.
+    preview_side: int = 1024
     audit_keep_photos: bool = False
     audit_retention_days: int = 90
     # A catalogue imported from a bundle is flagged stale past this age (stats, /readyz); None: never.

@@ -14,6 +14,7 @@ import numpy as np
 
 from artefact.index.errors import CatalogueError, ObjectNotFoundError, RecordError
 from artefact.embed.fileio import private_file, utc_iso
+from artefact.index.keywords import KEYWORD_COLUMNS, TOKENIZER, bm25_weights, fts_query
 from artefact.index.records import (
     DEFAULT_STATUS,
     FILTER_FIELDS,
@@ -28,7 +29,7 @@ from artefact.index.records import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _migration_1() -> str:
@@ -131,7 +132,26 @@ def _migration_3() -> str:
     )
 
 
-MIGRATIONS = {1: _migration_1, 2: _migration_2, 3: _migration_3}
+def _migration_4() -> str:
+    # Keyword search: an FTS5 index over the record's words, reading its text from `objects`
+    # (external content, so the words are stored once) and kept in step by triggers, whatever
+    # writes the rows (upserts, bundle deltas, restores). Existing rows are indexed now.
+    cols = ", ".join(KEYWORD_COLUMNS)
+    new = ", ".join(f"NEW.{c}" for c in KEYWORD_COLUMNS)
+    old = ", ".join(f"OLD.{c}" for c in KEYWORD_COLUMNS)
+    remove = f"INSERT INTO objects_fts (objects_fts, rowid, {cols}) VALUES ('delete', OLD.pk, {old});"
+    add = f"INSERT INTO objects_fts (rowid, {cols}) VALUES (NEW.pk, {new});"
+    return f"""
+        CREATE VIRTUAL TABLE objects_fts USING fts5({cols}, content='objects', content_rowid='pk',
+          tokenize='{TOKENIZER}', prefix='2 3');
+        CREATE TRIGGER objects_fts_insert AFTER INSERT ON objects BEGIN {add} END;
+        CREATE TRIGGER objects_fts_delete AFTER DELETE ON objects BEGIN {remove} END;
+        CREATE TRIGGER objects_fts_update AFTER UPDATE OF pk, {cols} ON objects BEGIN {remove} {add} END;
+        INSERT INTO objects_fts (objects_fts) VALUES ('rebuild');
+        """
+
+
+MIGRATIONS = {1: _migration_1, 2: _migration_2, 3: _migration_3, 4: _migration_4}
 
 
 @dataclass(frozen=True)
@@ -381,6 +401,21 @@ class Catalogue:
         rows = self.db.execute(
             f"SELECT * FROM objects o WHERE {where} ORDER BY o.object_id LIMIT ? OFFSET ?",
             (*params, limit, offset),
+        ).fetchall()
+        return [self._record(r) for r in rows]
+
+    def find_objects(self, words: str, filters: SearchFilters | None = None, limit: int = 20,
+                     offset: int = 0) -> list[ObjectRecord]:
+        """Records holding every word (accent- and case-insensitive, each word a prefix), best first (bm25).
+
+        Raises:
+            CatalogueError: no usable word in `words` (see artefact.index.keywords.fts_query).
+        """
+        where, params = (filters or SearchFilters(include_recovered=True)).where()
+        rows = self.db.execute(
+            f"SELECT o.* FROM objects_fts f JOIN objects o ON o.pk = f.rowid "
+            f"WHERE objects_fts MATCH ? AND {where} ORDER BY bm25(objects_fts, {bm25_weights()}), o.object_id LIMIT ? OFFSET ?",
+            (fts_query(words), *params, limit, offset),
         ).fetchall()
         return [self._record(r) for r in rows]
 

@@ -23,6 +23,17 @@ Subparsers = Any  # argparse's private _SubParsersAction
 FILTER_HELP = "KEY=VALUE[,VALUE]; KEY: " + ", ".join(FILTER_FIELDS)
 
 
+def _count(text: str) -> int:
+    """A number of records to show: 1 to 500."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= 500:
+        raise argparse.ArgumentTypeError("give a number from 1 to 500")
+    return n
+
+
 def _default(name: str) -> Any:
     """A setting's built-in default, for help texts (the value used is read from Settings at run time)."""
     return Settings.model_fields[name].default
@@ -71,12 +82,18 @@ def _add_index(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     group = sub.add_parser("index", help="build and inspect the index").add_subparsers(dest="sub", required=True, metavar="SUB")
     p = group.add_parser("add", parents=[common], help="bulk-index a manifest (CSV or JSON Lines) of objects and photos")
     p.add_argument("manifest", help="manifest file; format in data/README.md")
-    p.add_argument("--images", required=True, help="folder the manifest's image paths are relative to")
+    p.add_argument("--images", required=True,
+                   help="folder the manifest's image paths are relative to, or an object-store URI (s3://, gs://, file://)")
     p.add_argument("--workers", type=int, help="decoding processes (default: cores - 1)")
     p.add_argument("--batch-size", type=int, help="photos per model batch")
     p.add_argument("--local-features", choices=["sift", "orb", "none"], default="sift",
                    help="local features stored for geometric verification (a new index only; default sift; "
                         "none ingests faster but disables the second look)")
+    g = p.add_argument_group("distributed ingest on Ray (docs/scale-out.md)")
+    g.add_argument("--ray", metavar="local|ADDRESS",
+                   help="decode and embed on a Ray cluster: local (this machine) or the head's address (HOST:6379, ray://HOST:10001)")
+    g.add_argument("--ray-actors", type=int, help="embedding actors, one model load each (default: one per GPU, else per CPU core)")
+    g.add_argument("--ray-batch-size", type=int, help="photos per actor call (default 256 on GPUs, 32 on CPUs)")
     p.set_defaults(func=index.cmd_add)
     group.add_parser("stats", parents=[common], help="counts, model and file sizes").set_defaults(func=index.cmd_stats)
     p = group.add_parser("check", parents=[common], help="verify catalogue and index agree (read-only)")
@@ -107,6 +124,13 @@ def _add_objects(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--offset", type=int, default=0)
     p.set_defaults(func=objects.cmd_list)
+    p = group.add_parser("find", parents=[common], help="find records by words in their fields (title, maker, materials, "
+                         "inscriptions, case reference, id ...): accents and case ignored, each word a prefix, best first")
+    p.add_argument("words", nargs="+")
+    p.add_argument("--filter", action="append", help=FILTER_HELP)
+    p.add_argument("--include-recovered", action="store_true", help="also list recovered objects")
+    p.add_argument("--limit", type=_count, default=20, help="most records shown (default 20, at most 500)")
+    p.set_defaults(func=objects.cmd_find)
     p = group.add_parser("set-status", parents=[common], help="change status (recovered objects leave searches)")
     p.add_argument("object_id")
     p.add_argument("status", choices=STATUSES)
@@ -151,6 +175,9 @@ def _add_keys(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = group.add_parser("create", parents=[common], help="create a key (printed once)")
     p.add_argument("--name", required=True, help="who or what uses the key")
     p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--qr", action="store_true", help="also print a sign-in link (https://HOST/#key=CODE) and its QR code")
+    p.add_argument("--url", help="the page's address for the link (default: from --host/--port settings)")
+    p.add_argument("--qr-file", type=Path, metavar="PATH", help="write the QR code to PATH (.png or .svg)")
     p.set_defaults(func=keys.cmd_create)
     group.add_parser("list", parents=[common], help="list keys (never their secrets)").set_defaults(func=keys.cmd_list)
     p = group.add_parser("revoke", parents=[common], help="revoke a key")
@@ -178,7 +205,8 @@ def _add_eval(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 def _add_bench_build(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("bench-build", parents=[common], help="build checkpoint-like benchmark queries from a catalogue manifest")
     p.add_argument("manifest", help="catalogue manifest (CSV/JSONL), as for `index add`")
-    p.add_argument("--images", required=True, help="folder the manifest's image paths are relative to")
+    p.add_argument("--images", required=True,
+                   help="folder the manifest's image paths are relative to, or an object-store URI (s3://, gs://, file://)")
     p.add_argument("--out", required=True, help="benchmark folder to write")
     p.add_argument("--conditions", help="comma-separated subset (default: all; see artefact.index.bench.conditions)")
     p.add_argument("--severities", default="1,2,3", help="comma-separated, 1 (mild) to 3 (harsh)")

@@ -1,4 +1,4 @@
-"""`artefact objects show | list | set-status | remove`: read and change catalogue records."""
+"""`artefact objects show | list | find | set-status | remove`: read, find and change catalogue records."""
 
 from __future__ import annotations
 
@@ -36,6 +36,18 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     filters = parse_filters(args.filter, args.include_recovered) if args.filter else SearchFilters(include_recovered=True)
     with open_library(settings) as library:
         records = library.catalogue.list_objects(filters, limit=args.limit, offset=args.offset)
+    if args.json:
+        print_json([r.to_dict() for r in records])
+    elif records:
+        print(format_object_list(records))
+    return EXIT_OK
+
+
+def cmd_find(args: argparse.Namespace, settings: Settings) -> int:
+    """Records holding every word (accents and case ignored, each word a prefix), best first; no model is loaded."""
+    filters = parse_filters(args.filter, args.include_recovered)
+    with open_library(settings) as library:
+        records = library.catalogue.find_objects(" ".join(args.words), filters, limit=args.limit)
     if args.json:
         print_json([r.to_dict() for r in records])
     elif records:

@@ -19,7 +19,7 @@ from artefact.api.http.metrics import Metrics
 from artefact.api.http.gate import Gate, OpenMode
 from artefact.api.http.middleware import BodyLimit, SecurityHeaders, request_metrics
 from artefact.api.http.ratelimit import RateLimiter
-from artefact.api.http.routes import admin, audit, health, images, objects, search, web
+from artefact.api.http.routes import admin, audit, health, images, objects, preview, search, sheets, web
 from artefact.api.http.schemas import ErrorOut
 from artefact.api.http.security import KeyStore
 from artefact.api.settings import Settings
@@ -83,7 +83,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     app.add_middleware(SecurityHeaders)
-    for module in (health, search, audit, objects, images, admin, web):
+    for module in (health, search, preview, audit, sheets, objects, images, admin, web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(web.WEB_DIR)), name="static")
     return app

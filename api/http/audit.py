@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+import secrets
 import sqlite3
 import threading
 import uuid
@@ -26,7 +28,12 @@ from artefact.embed.fileio import private_dir, private_file, utc_now
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64  # the `prev_hash` of the first row
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Short search references an officer reads over a radio ("S-4F2K"): no 0/O or 1/I to mistake.
+SHORT_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+SHORT_PREFIX = "S-"
+SHORT_MIN_LENGTH = 4  # 32^4 ~ 1M references; longer ones once a length gets crowded
+_SHORT_ID = re.compile(r"S-?([" + SHORT_ALPHABET + r"]{4,12})")
 
 
 def canonical(value: Any) -> bytes:
@@ -90,6 +97,10 @@ class AuditLog:
                     self._chain_search(search_id)
                 if old:
                     log.info("audit trail: %d earlier search records chained", len(old))
+            if version < 3:
+                # Records made before short references keep none (their sealed form is unchanged).
+                self.db.execute("ALTER TABLE searches ADD COLUMN short_id TEXT")
+                self.db.execute("CREATE UNIQUE INDEX searches_short_id ON searches(short_id)")
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -134,7 +145,8 @@ class AuditLog:
     @staticmethod
     def _sealed(record: dict[str, Any]) -> dict[str, Any]:
         # Kept query photos are purged after the retention period: housekeeping, not the record.
-        return {k: v for k, v in record.items() if k != "photos_kept"}
+        # A record from before short references has none, and is sealed as it was then.
+        return {k: v for k, v in record.items() if k != "photos_kept" and not (k == "short_id" and v is None)}
 
     def _chain_search(self, search_id: str) -> None:
         r = self.db.execute("SELECT at, key_name FROM searches WHERE search_id = ?", (search_id,)).fetchone()
@@ -222,27 +234,53 @@ class AuditLog:
                 kept.append(path.name)
         with self._lock, self._durable(), self._transaction():
             self.db.execute(
-                "INSERT INTO searches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO searches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     search_id, at, key_name, kind, json.dumps(query, ensure_ascii=False),
                     json.dumps(filters), k, threshold, verdict, json.dumps(results, ensure_ascii=False),
-                    model, json.dumps(kept),
+                    model, json.dumps(kept), self._new_short_id(),
                 ),
             )
             self._chain_search(search_id)
         return self.get(search_id) or {}
 
+    def _new_short_id(self) -> str:
+        """A short reference no search of this installation holds (inside the caller's write transaction)."""
+        length = SHORT_MIN_LENGTH
+        while True:
+            for _ in range(8):  # a crowded length fails a few draws in a row; then references grow
+                candidate = SHORT_PREFIX + "".join(secrets.choice(SHORT_ALPHABET) for _ in range(length))
+                if self.db.execute("SELECT 1 FROM searches WHERE short_id = ?", (candidate,)).fetchone() is None:
+                    return candidate
+            length += 1
+
     def _row(self, r: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
         return {
-            "search_id": r[0], "at_utc": r[1], "key_name": r[2], "kind": r[3], "query": json.loads(r[4]),
-            "filters": json.loads(r[5]), "k": r[6], "threshold": r[7], "verdict": r[8],
+            "search_id": r[0], "short_id": r[12] if len(r) > 12 else None, "at_utc": r[1], "key_name": r[2], "kind": r[3],
+            "query": json.loads(r[4]), "filters": json.loads(r[5]), "k": r[6], "threshold": r[7], "verdict": r[8],
             "results": json.loads(r[9]), "model": r[10], "photos_kept": json.loads(r[11]),
         }
 
+    @staticmethod
+    def short_form(reference: str) -> str | None:
+        """`reference` as a stored short id ("s-4f2k", "S4F2K" -> "S-4F2K"), or None if it cannot be one."""
+        m = _SHORT_ID.fullmatch(reference.strip().upper())
+        return SHORT_PREFIX + m.group(1) if m else None
+
     def get(self, search_id: str) -> dict[str, Any] | None:
+        """A search record by its long id or its short reference."""
+        short = self.short_form(search_id)
         with self._lock:
             r = self.db.execute("SELECT * FROM searches WHERE search_id = ?", (search_id,)).fetchone()
+            if r is None and short is not None:
+                r = self.db.execute("SELECT * FROM searches WHERE short_id = ?", (short,)).fetchone()
         return self._row(r) if r else None
+
+    def existing(self, search_ids: Iterable[str]) -> set[str]:
+        """The long ids among `search_ids` that have a search record."""
+        with self._lock:
+            return {sid for sid in search_ids
+                    if self.db.execute("SELECT 1 FROM searches WHERE search_id = ?", (sid,)).fetchone()}
 
     def export(self, since: str | None = None) -> Iterator[dict[str, Any]]:
         with self._lock:

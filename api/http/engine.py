@@ -6,6 +6,7 @@ Routes call its methods and never take its lock or touch the catalogue themselve
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from artefact.api.http.errors import ImageNotFoundError, ObjectExistsError
-from artefact.api.http.files import THUMBNAIL_SIDE, ServiceFiles
+from artefact.api.http.files import QUERY_PHOTO_SIDE, THUMBNAIL_SIDE, ServiceFiles
 from artefact.api.settings import Settings
 from artefact.index.stores.choice import settle as settle_store
 from artefact.embed.embedder import Embedder
@@ -205,6 +206,17 @@ class Engine:
         w, h = img.info.get("original_size", img.size)
         return PhotoInput(data, hashlib.sha256(data).hexdigest(), arr, int(w), int(h), img, feats)
 
+    def preview(self, data: bytes, max_side: int) -> bytes:
+        """An upright JPEG of an uploaded photo, long side at most `max_side`, for a browser that cannot
+        show its format (HEIC, TIFF, AVIF ...); decoded on the search path, with its limits and slots."""
+        with self.decode_slots:
+            img = load_image(data, max_pixels=self.settings.max_pixels, max_bytes=self.settings.max_photo_bytes,
+                             min_side=max_side)
+            img.thumbnail((max_side, max_side))
+            out = io.BytesIO()
+            img.save(out, "JPEG", quality=85)
+        return out.getvalue()
+
     # -- search -------------------------------------------------------------------
     def search(
         self,
@@ -352,14 +364,14 @@ class Engine:
             media_type = "application/octet-stream"
         return path, media_type
 
-    def thumbnail(self, image_id: int) -> Path:
-        """A JPEG thumbnail, generated once and cached under HOME/thumbnails."""
+    def thumbnail(self, image_id: int, side: int = THUMBNAIL_SIDE) -> Path:
+        """A JPEG thumbnail (long side `side`), generated once and cached under HOME/thumbnails."""
         source = self.image_file(image_id)
-        target = self.files.thumbnail(image_id)
+        target = self.files.thumbnail(image_id, side)
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.is_file():
-            img: Image.Image = load_image(source, max_pixels=self.settings.max_pixels, min_side=THUMBNAIL_SIDE)
-            img.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            img: Image.Image = load_image(source, max_pixels=self.settings.max_pixels, min_side=side)
+            img.thumbnail((side, side))
             with atomic_path(target) as tmp:
                 img.save(tmp, "JPEG", quality=85)
         return target
@@ -375,6 +387,23 @@ class Engine:
         with atomic_path(self.evidence_path(search_id, rank)) as tmp:
             draw_evidence(query_image, cand, evidence.verification).save(tmp, "JPEG", quality=85)
         return True
+
+    def save_query_photos(self, search_id: str, images: Sequence[Image.Image]) -> None:
+        """Keep the search's query photos, reduced, for its sheet (the evidence images show them too)."""
+        for n, image in enumerate(images):
+            small = image.convert("RGB")
+            small.thumbnail((QUERY_PHOTO_SIDE, QUERY_PHOTO_SIDE))
+            with atomic_path(self.files.query_photo(search_id, n)) as tmp:
+                small.save(tmp, "JPEG", quality=85)
+
+    def query_photo_paths(self, search_id: str) -> list[Path]:
+        """The kept query photos of a search, in the order they were sent."""
+        if not search_id.isalnum():
+            return []
+        paths: list[Path] = []
+        while (path := self.files.query_photo(search_id, len(paths))).is_file():
+            paths.append(path)
+        return paths
 
     def evidence_path(self, search_id: str, rank: int) -> Path:
         if not search_id.isalnum():
@@ -392,6 +421,13 @@ class Engine:
             catalogue = self.library.catalogue
             return [ObjectView(r, catalogue.object_images(r.object_id))
                     for r in catalogue.list_objects(filters, limit=limit, offset=offset)]
+
+    def find_objects(self, words: str, filters: SearchFilters, limit: int, offset: int = 0) -> list[ObjectView]:
+        """Objects whose record holds every word (keyword index, no model involved), best first."""
+        with self.lock:
+            catalogue = self.library.catalogue
+            return [ObjectView(r, catalogue.object_images(r.object_id))
+                    for r in catalogue.find_objects(words, filters, limit=limit, offset=offset)]
 
     def images_of(self, object_ids: Sequence[str]) -> dict[str, list[ImageRecord]]:
         """The photos of each object named, read together (for a search's matches)."""

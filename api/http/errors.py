@@ -27,6 +27,7 @@ from artefact.index.errors import (
     ObjectNotFoundError,
     RecordError,
 )
+from artefact.index.stores.milvus import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,24 @@ class RateLimited(ArtefactError):
         self.retry_after = retry_after
 
 
+class FontMissing(ArtefactError):
+    """No font with the glyphs a search sheet needs is installed on the server."""
+
+
+class LangTableError(ArtefactError):
+    """A language table of the web page that is not in the one shape the server reads."""
+
+
 # Most specific first: each error type maps to one status, its message becomes the detail.
 ERROR_STATUS: tuple[tuple[type[ArtefactError], int], ...] = (
     (Unauthorized, 401),
     (Forbidden, 403),
     (RateLimited, 429),
     (NotReady, 503),
+    (FontMissing, 503),
+    (LangTableError, 500),
     (IndexRebuildingError, 503),
+    (StoreUnavailableError, 503),  # the Milvus server (or Lite file) cannot be reached now
     (TooManyPhotos, 413),
     (ImageTooLargeError, 413),
     (UnsupportedImageError, 415),

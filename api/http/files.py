@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIDE = 320
 _THUMBNAIL = re.compile(r"(\d+)-\d+\.jpg")
 _EVIDENCE = re.compile(r"([0-9a-f]+)-(\d+)\.jpg")
+_QUERY_PHOTO = re.compile(r"([0-9a-f]+)-q\d+\.jpg")
+QUERY_PHOTO_SIDE = 800  # the query photos kept for a search's sheet: enough to print, small to keep
 
 
 class ServiceFiles:
@@ -44,6 +46,10 @@ class ServiceFiles:
 
     def evidence(self, search_id: str, rank: int) -> Path:
         return self.home.evidence / f"{search_id}-{int(rank)}.jpg"
+
+    def query_photo(self, search_id: str, n: int) -> Path:
+        """A query photo of a search, reduced, kept for its sheet (beside the evidence images, which show it too)."""
+        return self.home.evidence / f"{search_id}-q{int(n)}.jpg"
 
     def is_upload(self, path: Path) -> bool:
         return _inside(path, self.home.uploads)
@@ -101,7 +107,12 @@ def find_orphans(home: Home, catalogue: Catalogue, audit: AuditLog | None) -> li
         m = _THUMBNAIL.fullmatch(path.name)
         if m is None or int(m.group(1)) not in images:
             orphans.append(path)
-    evidence = [(p, _EVIDENCE.fullmatch(p.name)) for p in _files(home.evidence)]
+    # A search's query photos stay as long as its record; evidence images as long as their subject too.
+    files = _files(home.evidence)
+    queries = {p: m.group(1) for p in files if (m := _QUERY_PHOTO.fullmatch(p.name))}
+    searches = audit.existing(set(queries.values())) if audit is not None else set()
+    orphans += [p for p, sid in queries.items() if sid not in searches]
+    evidence = [(p, _EVIDENCE.fullmatch(p.name)) for p in files if p not in queries]
     subjects = audit.result_objects({m.group(1) for _, m in evidence if m}) if audit is not None else {}
     exists: dict[str, bool] = {}
     for path, m in evidence:

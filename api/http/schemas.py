@@ -83,6 +83,10 @@ class MatchOut(BaseModel):
 
 class SearchOut(BaseModel):
     search_id: str = Field(description="fetch the timestamped record at /v1/searches/{search_id}")
+    short_id: Optional[str] = Field(None, description="a short reference to read out (S-4F2K); /v1/searches/{short_id} "
+                                    "finds the record too")
+    sheet_url: Optional[str] = Field(None, description="the search sheet to hand over, as a printable page (?lang=xx)")
+    sheet_pdf_url: Optional[str] = Field(None, description="the same sheet as PDF (?lang=xx)")
     at_utc: str
     verdict: str = Field(description="'close match' or 'no close match'")
     threshold: float
@@ -123,6 +127,11 @@ class DeletedOut(BaseModel):
     vectors_removed: int
 
 
+# Offered by every service of this version, whatever the model: "preview" (POST /v1/preview),
+# "keyword_search" (GET /v1/objects?q=), "sheet" (/v1/searches/{id}/sheet[.pdf]), "short_id".
+FEATURES = ("preview", "keyword_search", "sheet", "short_id")
+
+
 class MetaOut(BaseModel):
     """What a client (the web page) needs to know about records and searches, so it copies nothing."""
 
@@ -132,8 +141,13 @@ class MetaOut(BaseModel):
     results: int = Field(description="objects a search returns when `k` is not sent")
     max_k: int = Field(description="most objects a search returns")
     rerank: int = Field(description="candidates given geometric verification unless `rerank` is sent")
+    features: list[str] = Field(description="what this service offers beyond searching: " + ", ".join(FEATURES))
+    search_timeout_s: float = Field(description="how long a client should wait for a search's answer")
 
 
-def meta(results: int, max_k: int, rerank: int) -> MetaOut:
+
+
+def meta(results: int, max_k: int, rerank: int, search_timeout_s: float) -> MetaOut:
     return MetaOut(record_fields=list(RECORD_FIELDS), statuses=list(STATUSES), filter_fields=list(FILTER_FIELDS),
-                   results=results, max_k=max_k, rerank=rerank)
+                   results=results, max_k=max_k, rerank=rerank, features=list(FEATURES),
+                   search_timeout_s=search_timeout_s)

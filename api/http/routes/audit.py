@@ -17,7 +17,7 @@ from artefact.index.errors import ObjectNotFoundError
 router = APIRouter(prefix="/v1", tags=["audit"])
 
 
-def _own_record(audit: AuditLog, search_id: str, who: Principal) -> dict[str, Any]:
+def own_record(audit: AuditLog, search_id: str, who: Principal) -> dict[str, Any]:
     """A search record, if the caller made the search or is an admin (others get 404, not 403: ids stay private)."""
     record = audit.get(search_id)
     if record is None or (record["key_name"] != who.name and not role_allows(who.role, "admin")):
@@ -25,16 +25,19 @@ def _own_record(audit: AuditLog, search_id: str, who: Principal) -> dict[str, An
     return record
 
 
-@router.get("/searches/{search_id}", summary="A timestamped search record (proof of due diligence)")
-def get_search(search_id: str, who: Officer, audit: AuditDep) -> dict[str, Any]:
-    return _own_record(audit, search_id, who)
+SearchRef = Annotated[str, Path(max_length=64, description="the search's long id or its short reference (S-4F2K)")]
+
+
+@router.get("/searches/{search_id}", summary="A timestamped search record (proof of due diligence), by long id or short reference")
+def get_search(search_id: SearchRef, who: Officer, audit: AuditDep) -> dict[str, Any]:
+    return own_record(audit, search_id, who)
 
 
 @router.get("/searches/{search_id}/evidence/{rank}", response_class=FileResponse,
             summary="Why a match: query and catalogue photo with the verified correspondences drawn")
-def get_evidence(search_id: str, rank: Annotated[int, Path(ge=1, le=K_BOUND)], who: Officer, audit: AuditDep,
+def get_evidence(search_id: SearchRef, rank: Annotated[int, Path(ge=1, le=K_BOUND)], who: Officer, audit: AuditDep,
                  eng: EngineDep) -> FileResponse:
-    _own_record(audit, search_id, who)
+    search_id = own_record(audit, search_id, who)["search_id"]
     path = eng.evidence_path(search_id, rank)
     if not path.is_file():
         raise ObjectNotFoundError(f"search {search_id} has no evidence image for rank {rank}")

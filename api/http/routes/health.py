@@ -57,4 +57,4 @@ def whoami(who: Officer) -> dict[str, str]:
 @router.get("/v1/meta", response_model=MetaOut, summary="Record fields, statuses and search defaults")
 def get_meta(state: StateDep) -> MetaOut:
     s = state.settings
-    return meta(results=s.http_results, max_k=s.max_k, rerank=s.rerank)
+    return meta(results=s.http_results, max_k=s.max_k, rerank=s.rerank, search_timeout_s=s.search_timeout_s)

@@ -14,6 +14,7 @@ from artefact.api.http.uploads import check_count, prepare_photos
 from artefact.embed.images import SUPPORTED_FORMATS
 from artefact.index.catalogue import SearchFilters
 from artefact.index.errors import CatalogueError
+from artefact.index.keywords import MAX_QUERY_CHARS
 from artefact.index.records import RECORD_FIELDS, ObjectRecord, record_from_mapping
 
 router = APIRouter(prefix="/v1/objects", tags=["objects"])
@@ -27,15 +28,19 @@ def _view(eng: Engine, object_id: str) -> ObjectOut:
     return ObjectOut.of(view.record, view.images)
 
 
-@router.get("", response_model=list[ObjectOut])
+@router.get("", response_model=list[ObjectOut],
+            summary="List records, or find them by words (q: every word, accents and case ignored, prefixes, best first)")
 def list_objects(
     who: Officer, eng: EngineDep,
+    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="words to find in the records' fields "
+                            "(title, maker, materials, inscriptions, case reference, id ...); unset: all, by id")] = "",
     status: FilterQuery = "", object_type: FilterQuery = "", country: FilterQuery = "", source: FilterQuery = "",
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0, le=OFFSET_BOUND)] = 0,
 ) -> list[ObjectOut]:
     filters = SearchFilters.parse({"status": [status], "object_type": [object_type], "country": [country],
                                    "source": [source]}, include_recovered=True)
-    return [ObjectOut.of(v.record, v.images) for v in eng.list_objects(filters, limit, offset)]
+    views = eng.find_objects(q, filters, limit, offset) if q.strip() else eng.list_objects(filters, limit, offset)
+    return [ObjectOut.of(v.record, v.images) for v in views]
 
 
 # `:path`: catalogue ids often hold slashes ("INV/2021/7"); a client sends them as %2F,

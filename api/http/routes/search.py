@@ -76,11 +76,16 @@ def _respond(state: ServiceState, eng: Engine, who: Principal, result: SearchRes
     record = state.audit.record_search(
         who.name, kind, query, result.filters.to_dict(), k, result.threshold, verdict,
         [{"object_id": m.object.id, "score": m.score, "close": m.close, "verdict": m.verdict,
-          "inliers": m.inliers, "probability": m.probability} for m in matches],
+          "inliers": m.inliers, "probability": m.probability,
+          # the catalogue photo that matched best, shown on the search's sheet
+          "image_id": m.hits[0].image.image_id if m.hits else None} for m in matches],
         eng.embedder.description.label(), [(p.sha256, p.data) for p in photos],
     )
-    _attach_evidence(eng, record["search_id"], result, matches, photos)
-    return SearchOut(search_id=record["search_id"], at_utc=record["at_utc"], verdict=verdict,
+    search_id = record["search_id"]
+    eng.save_query_photos(search_id, [p.image for p in photos])
+    _attach_evidence(eng, search_id, result, matches, photos)
+    return SearchOut(search_id=search_id, short_id=record["short_id"], at_utc=record["at_utc"], verdict=verdict,
+                     sheet_url=f"/v1/searches/{search_id}/sheet", sheet_pdf_url=f"/v1/searches/{search_id}/sheet.pdf",
                      threshold=result.threshold, matches=matches,
                      timings_ms={stage: round(ms, 1) for stage, ms in result.timings_ms.items()})
 
