@@ -28,6 +28,7 @@ MAX_SEGMENTS = 8  # more small segments are merged into one at the next save
 # its resident memory) until released: after this many bytes read they are handed back; the
 # kernel keeps them in its page cache, so reading them again costs a minor fault, not I/O.
 RELEASE_EVERY = 128 << 20
+MERGE_CHUNK = 65536  # rows copied at a time when small segments are merged (bounded memory)
 DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}  # uint8: quantiser codes
 
 
@@ -214,7 +215,12 @@ class FullVectors:
         seg = np.searchsorted(self._starts, self._loc[ids], side="right") - 1
         moving = ids[seg != keep]
         name = f"{prefix}-{secrets.token_hex(4)}.{self.dtype}"
-        _write_matrix(folder / name, self.get(moving).astype(DTYPES[self.dtype]))
+        # Streamed in chunks: the rows moved may be gigabytes (a million-photo build's checkpoints).
+        with atomic_path(folder / name) as tmp:
+            with open(tmp, "wb") as f:
+                for start in range(0, len(moving), MERGE_CHUNK):
+                    part = self.get(moving[start : start + MERGE_CHUNK])
+                    f.write(np.ascontiguousarray(part, DTYPES[self.dtype]).tobytes())
         kept_name, kept = self._segments[keep]
         kept_rows = self._loc[ids[seg == keep]] - self._starts[keep]
         self._segments, self._starts = [], np.zeros(1, dtype=np.int64)
