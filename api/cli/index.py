@@ -17,11 +17,13 @@ from artefact.api.cli.common import (
 from artefact.api.http.files import sweep_home
 from artefact.api.http.files import sweep_home
 from artefact.api.settings import Settings
+from artefact.embed.models import ModelDescription
 from artefact.index.bench.calibration_samples import collect_samples
 from artefact.index.bench.queries import read_queries
 from artefact.index.bundle.freshness import freshness
 from artefact.index.calibration import Calibration, fit
 from artefact.index.ingest import IngestReport, ingest_manifest
+from artefact.index.library import Library
 
 PROBLEMS_SHOWN = 20  # per kind (errors, warnings); the full list is in the problem report file
 
@@ -29,17 +31,22 @@ PROBLEMS_SHOWN = 20  # per kind (errors, warnings); the full list is in the prob
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     library = open_library(settings, must_exist=False)
     embedder = library_embedder(settings, library)
-    report = ingest_manifest(
-        library,
-        embedder,
-        Path(args.manifest),
-        Path(args.images),
-        workers=settings.workers,
-        batch_size=settings.batch_size,
-        max_pixels=settings.max_pixels,
-        progress=not args.quiet and not args.json,
-        local_features=None if args.local_features == "none" else args.local_features,
-    )
+    local_features = None if args.local_features == "none" else args.local_features
+    progress = not args.quiet and not args.json
+    if getattr(args, "ray", None):
+        report = ingest_with_ray(args, settings, library, embedder.description, local_features, progress)
+    else:
+        report = ingest_manifest(
+            library,
+            embedder,
+            Path(args.manifest),
+            args.images,  # a folder, or an object-store URI (s3://, gs://, file://)
+            workers=settings.workers,
+            batch_size=settings.batch_size,
+            max_pixels=settings.max_pixels,
+            progress=progress,
+            local_features=local_features,
+        )
     if args.json:
         print_json({**report.to_dict(), "model": embedder.description.label()})
         return EXIT_OK
@@ -49,6 +56,19 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     if report.report_path:
         print(f"  full problem report: {report.report_path}")
     return EXIT_OK
+
+
+def ingest_with_ray(args: argparse.Namespace, settings: Settings, library: Library, model: ModelDescription,
+                    local_features: str | None, progress: bool) -> IngestReport:
+    """`index add --ray local|ADDRESS`: the photo work on a Ray cluster, committed here (index/distributed_ingest.py)."""
+    from artefact.index.distributed_ingest import ingest_on_ray, ray_cluster
+
+    with ray_cluster(args.ray):
+        return ingest_on_ray(
+            library, model, settings.load_options(), Path(args.manifest), args.images,
+            actors=args.ray_actors, ray_batch_size=args.ray_batch_size, batch_size=settings.batch_size,
+            max_pixels=settings.max_pixels, progress=progress, local_features=local_features,
+        )
 
 
 def format_ingest(report: IngestReport, model: str, home: Path) -> str:
