@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,11 @@ def serve_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     Raises:
         UsageError: open mode off loopback, half a TLS pair, or a TLS file that is missing.
     """
-    updates: dict[str, Any] = {"host": args.host or settings.host, "port": args.port or settings.port}
+    # --port 0 is a port like any other (the OS picks a free one), not "unset".
+    port = settings.port if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a TCP port (0-65535; 0: any free port)")
+    updates: dict[str, Any] = {"host": args.host or settings.host, "port": port}
     if getattr(args, "tls_cert", None):
         updates["tls_cert"] = args.tls_cert
     if getattr(args, "tls_key", None):
@@ -68,6 +73,35 @@ def uvicorn_options(settings: Settings, quiet: bool) -> dict[str, Any]:
     }
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port and listening (port 0: the OS picks a free one), for uvicorn to serve.
+
+    Bound here rather than by uvicorn so the port actually bound is known before serving: a caller
+    that asked for port 0 reads it from the `listening on` line, with no window in which another
+    process could take a port picked earlier.
+
+    Raises:
+        UsageError: the address cannot be bound (in use, not this machine's, no permission).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn decides it
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's default backlog; connections wait in it until the app serves
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def listening_line(settings: Settings, sock: socket.socket) -> str:
+    """The one line `serve` prints once it listens, e.g. `listening on http://127.0.0.1:8000` (scripts read it)."""
+    scheme = "https" if settings.tls_cert is not None else "http"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"listening on {scheme}://{host}:{sock.getsockname()[1]}"
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # The web stack is imported here, not at module level: every other command would
     # otherwise pay for loading FastAPI, its routes and uvicorn at start-up.
@@ -77,6 +111,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from artefact.api.http.app import create_app
 
     settings = serve_settings(args, settings)
+    sock = listening_socket(settings.host, settings.port)
+    settings = settings.model_copy(update={"port": sock.getsockname()[1]})  # the port bound, were 0 asked
     warning = transport_warning(settings)
     if warning:
         log.warning(warning)
@@ -86,5 +122,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                         "(answers %s only)", settings.host)
     applied = tune_for_service()  # before uvicorn starts its threads, so they obey it
     log.debug("malloc settings applied: %s", applied)
-    uvicorn.run(create_app(settings), **uvicorn_options(settings, args.quiet))
+    config = uvicorn.Config(create_app(settings), **uvicorn_options(settings, args.quiet))
+    print(listening_line(settings, sock), flush=True)  # printed even with -q: it is the port's only record
+    with closing(sock):
+        uvicorn.Server(config).run(sockets=[sock])
     return EXIT_OK

@@ -59,21 +59,31 @@ def _with_key(home: Path) -> str:
 
 @pytest.fixture
 def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """uvicorn.run replaced: what `serve` would start, without listening anywhere."""
+    """uvicorn's serving replaced: what `serve` would start on the socket it bound, without serving anything."""
     import uvicorn
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(app=app, **kwargs))
+
+    def run(server: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
+        c = server.config
+        seen.update(app=c.app, host=c.host, port=c.port, ssl_certfile=c.ssl_certfile, ssl_keyfile=c.ssl_keyfile,
+                    proxy_headers=c.proxy_headers, forwarded_allow_ips=c.forwarded_allow_ips,
+                    bound=[s.getsockname()[:2] for s in sockets or []])
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     return seen
 
 
-def test_tls_files_reach_uvicorn(tmp_path: Path, fake_uvicorn: dict[str, Any]) -> None:
+def test_tls_files_reach_uvicorn(tmp_path: Path, fake_uvicorn: dict[str, Any], capsys) -> None:
     cert, key = self_signed(tmp_path)
     _with_key(tmp_path / "home")
-    assert main(["--home", str(tmp_path / "home"), "serve", "--host", "0.0.0.0", "--port", "8443",
+    assert main(["--home", str(tmp_path / "home"), "serve", "--host", "0.0.0.0", "--port", "0",
                  "--tls-cert", str(cert), "--tls-key", str(key)]) == 0
     assert fake_uvicorn["ssl_certfile"] == str(cert) and fake_uvicorn["ssl_keyfile"] == str(key)
-    assert fake_uvicorn["host"] == "0.0.0.0" and fake_uvicorn["port"] == 8443
+    # --port 0: the OS picked the port; uvicorn serves that very socket, and serve said which it is.
+    [(host, port)] = fake_uvicorn["bound"]
+    assert fake_uvicorn["host"] == host == "0.0.0.0" and fake_uvicorn["port"] == port > 0
+    assert f"listening on https://0.0.0.0:{port}\n" in capsys.readouterr().out
     assert fake_uvicorn["proxy_headers"] is False  # no proxy configured: forwarding headers are not believed
 
 
@@ -81,17 +91,17 @@ def test_plain_http_off_loopback_is_warned_loudly(tmp_path: Path, fake_uvicorn: 
                                                   caplog: pytest.LogCaptureFixture) -> None:
     _with_key(tmp_path / "home")
     caplog.set_level(logging.WARNING)
-    assert main(["--home", str(tmp_path / "home"), "serve", "--host", "0.0.0.0"]) == 0
+    assert main(["--home", str(tmp_path / "home"), "serve", "--host", "0.0.0.0", "--port", "0"]) == 0
     assert "PLAIN HTTP ON A NETWORK ADDRESS" in caplog.text and "--tls-cert" in caplog.text
     assert fake_uvicorn["ssl_certfile"] is None
     caplog.clear()
-    assert main(["--home", str(tmp_path / "home"), "serve", "--host", "127.0.0.1"]) == 0
+    assert main(["--home", str(tmp_path / "home"), "serve", "--host", "127.0.0.1", "--port", "0"]) == 0
     assert "PLAIN HTTP" not in caplog.text
 
 
 def test_proxy_headers_are_believed_only_from_configured_proxies(tmp_path: Path, fake_uvicorn: dict[str, Any]) -> None:
     _with_key(tmp_path / "home")
-    assert main(["--home", str(tmp_path / "home"), "serve", "--trusted-proxy", "10.0.0.5",
+    assert main(["--home", str(tmp_path / "home"), "serve", "--port", "0", "--trusted-proxy", "10.0.0.5",
                  "--trusted-proxy", "10.0.0.6"]) == 0
     assert fake_uvicorn["proxy_headers"] is True and fake_uvicorn["forwarded_allow_ips"] == "10.0.0.5,10.0.0.6"
     assert fake_uvicorn["host"] == "127.0.0.1"
@@ -118,30 +128,37 @@ def test_open_mode_is_refused_off_loopback_even_after_every_key_was_revoked(tmp_
     store = KeyStore(Home(home).access)
     store.revoke("officer")
     store.close()
-    assert main(["--home", str(home), "serve", "--host", "0.0.0.0"]) == 0  # keys required from now on, none open
+    assert main(["--home", str(home), "serve", "--host", "0.0.0.0", "--port", "0"]) == 0  # keys required from now on, none open
     app = fake_uvicorn["app"]
     assert not app.state.service.open_mode
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path, fake_uvicorn: dict[str, Any], capsys) -> None:
+    _with_key(tmp_path / "home")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["--home", str(tmp_path / "home"), "serve", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err and not fake_uvicorn
+    assert main(["--home", str(tmp_path / "home"), "serve", "--port", "65536"]) == 1
+    assert "not a TCP port" in capsys.readouterr().err and not fake_uvicorn
 
 
-def test_serve_answers_https_with_the_given_certificate(tmp_path: Path, tiny_config_dir: Path) -> None:
+def test_serve_answers_https_with_the_given_certificate(tmp_path: Path, tiny_config_dir: Path, helpers) -> None:
     cert, key = self_signed(tmp_path)
     home = tmp_path / "home"
     token = _with_key(home)
-    port = _free_port()
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "artefact.api.cli", "--home", str(home), "--backend", "open_clip", "--model", "tiny-clip",
          "--pretrained", "none", "--model-config-dir", str(tiny_config_dir), "--offline", "--device", "cpu", "-q",
-         "serve", "--host", "127.0.0.1", "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)],
+         "serve", "--host", "127.0.0.1", "--port", "0", "--tls-cert", str(cert), "--tls-key", str(key)],
         stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
     log.close()
     try:
+        port = helpers.listening_port(proc, tmp_path / "serve.log", timeout_s=120)
         context = ssl.create_default_context(cafile=str(cert))
         deadline, answer = time.monotonic() + 120, None
         with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=context, trust_env=False, timeout=5) as c:
