@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -161,32 +162,41 @@ class ServerProcess:
                 self.proc.wait(timeout=10)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
+LISTENING = re.compile(r"^listening on https?://\S+:(\d+)$", re.M)
+
+
+def listening_port(proc: subprocess.Popen[Any], log_path: Path, timeout_s: float = 300) -> int:
+    """The port `artefact serve --port 0` bound, read from the `listening on` line it prints."""
+    deadline = time.monotonic() + timeout_s  # a loaded machine can take minutes to import and start
+    while time.monotonic() < deadline:
+        found = LISTENING.search(log_path.read_text(errors="replace"))
+        if found:
+            return int(found.group(1))
+        if proc.poll() is not None:
+            raise RuntimeError(f"artefact serve exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.05)
+    raise RuntimeError(f"artefact serve printed no `listening on` line in {timeout_s:.0f}s:\n"
+                       f"{log_path.read_text(errors='replace')[-3000:]}")
 
 
 def start_server_process(home: Path, config_dir: Path, keys: dict[str, str], env: dict[str, str] | None = None) -> ServerProcess:
-    """Run `python -m artefact.api.cli serve` on a free port; retried if another process grabs the port."""
+    """Run `python -m artefact.api.cli serve --port 0`: the OS picks the port, serve says which (no race for it)."""
     log_path = home / "serve.log"
-    for _ in range(3):
-        port = free_port()
-        cmd = [sys.executable, "-m", "artefact.api.cli", "--home", str(home), "--backend", "open_clip",
-               "--model", "tiny-clip", "--pretrained", "none", "--model-config-dir", str(config_dir),
-               "--offline", "--device", "cpu", "-q", "serve", "--host", LOOPBACK, "--port", str(port)]
-        log = log_path.open("ab")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-        log.close()
-        server = ServerProcess(home, keys, proc, port, log_path)
-        try:
-            wait_ready(server.url, timeout_s=300, alive=lambda: proc.poll() is None)  # a loaded machine can take minutes
-            return server
-        except RuntimeError:
-            server.stop()
-            if "address already in use" not in log_path.read_text(errors="replace").lower():
-                raise RuntimeError(f"artefact serve failed:\n{log_path.read_text(errors='replace')[-3000:]}")
-    raise RuntimeError("no free port after 3 tries")
+    cmd = [sys.executable, "-m", "artefact.api.cli", "--home", str(home), "--backend", "open_clip",
+           "--model", "tiny-clip", "--pretrained", "none", "--model-config-dir", str(config_dir),
+           "--offline", "--device", "cpu", "-q", "serve", "--host", LOOPBACK, "--port", "0"]
+    log = log_path.open("wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    log.close()
+    try:
+        server = ServerProcess(home, keys, proc, listening_port(proc, log_path), log_path)
+        wait_ready(server.url, timeout_s=300, alive=lambda: proc.poll() is None)  # a loaded machine can take minutes
+    except RuntimeError:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        raise RuntimeError(f"artefact serve failed:\n{log_path.read_text(errors='replace')[-3000:]}")
+    return server
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -316,6 +326,9 @@ class Helpers:
         y, x = int(rng.integers(0, h - ch)), int(rng.integers(0, w - cw))
         crop = src[y : y + ch, x : x + cw][..., list(rng.permutation(3))]
         return cls.jpeg(Image.fromarray(np.ascontiguousarray(crop)).resize((side, side)))
+
+
+    listening_port = staticmethod(listening_port)
 
 
 @pytest.fixture(scope="session")

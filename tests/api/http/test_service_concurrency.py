@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +21,7 @@ import pytest
 ServerProcess = Any  # tests/api/conftest.py's ServerProcess, handed out by the `server_process` fixture
 
 N_NEW = 12  # objects added by the concurrent ingest, 2 photos each
+PAUSE_AFTER_OBJECTS = 3  # the test pauses the ingest once this many of them are committed
 DECODE_SLOTS = 2  # pinned: the default follows the core count, and the memory bounds below follow the slots
 HEAP_SIZE = 64 * 1024 * 1024  # glibc's HEAP_MAX_SIZE on 64-bit: every non-main arena lives in such heaps
 TIME_LIMIT_S = 300  # every loop below stops by then, whatever happens (a loaded 2-core machine is slow)
@@ -59,7 +57,17 @@ def _check_consistent(out: dict[str, Any], known: dict[str, str]) -> None:
             assert len(image_ids) == 2, f"{obj['id']} seen with {len(image_ids)} of its 2 photos"
 
 
-def test_searches_answer_during_a_concurrent_ingest(server: ServerProcess, helpers, tiny_config_dir, tmp_path) -> None:
+def test_searches_answer_during_a_concurrent_ingest(server: ServerProcess, helpers, tiny_embedder, tmp_path) -> None:
+    """Searches keep being answered during an ingest, and see each batch it commits while it still runs.
+
+    The ingest (the library call `artefact index add` makes, in this process: the server is another
+    one) is paused by the test after its third commit, at a point the test controls: while it holds
+    the writer lock with nine objects still to commit, searches must find the three committed ones
+    and nothing of the rest. No timing decides whether a search overlapped the ingest.
+    """
+    from artefact.index.ingest import ingest_manifest
+    from artefact.index.library import Library
+
     officer = _client(server, "officer")
     known = {o["id"]: o["fields"]["title"] for o in officer.get("/v1/objects", params={"limit": 500}).json()}
     root = tmp_path / "images"
@@ -80,17 +88,27 @@ def test_searches_answer_during_a_concurrent_ingest(server: ServerProcess, helpe
             w.writerow([oid, ";".join(refs), f"new object {n} ✓", "stolen", "Italy"])
             known[oid] = f"new object {n} ✓"
 
-    # Batches of 2 photos = one object per commit, so the ingest has many intermediate states.
-    ingest = subprocess.Popen(
-        [sys.executable, "-m", "artefact.api.cli", "--home", str(server.home), "--backend", "open_clip", "--model", "tiny-clip",
-         "--pretrained", "none", "--model-config-dir", str(tiny_config_dir), "--offline", "-q",
-         "index", "add", str(tmp_path / "new.csv"), "--images", str(root), "--workers", "0", "--batch-size", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    paused, resume = threading.Event(), threading.Event()
+    committed_at_pause: list[int] = []
+
+    def on_batch(committed: int) -> None:
+        """Called by the ingest after each commit. Batches of 2 photos = one object per commit, so the
+        ingest has many intermediate states; it waits here after the third until the test resumes it."""
+        if committed >= 2 * PAUSE_AFTER_OBJECTS and not paused.is_set():
+            committed_at_pause.append(committed)
+            paused.set()
+            resume.wait(TIME_LIMIT_S)
+
+    reports: list[Any] = []
+
+    def ingest() -> None:
+        with Library(server.home) as library:
+            reports.append(ingest_manifest(library, tiny_embedder, tmp_path / "new.csv", root, workers=0,
+                                           batch_size=2, progress=False, on_batch=on_batch))
+
     queries = [p for ps in photos.values() for p in ps]
     statuses: list[int] = []
     seen_new: set[str] = set()
-    seen_during_ingest: set[str] = set()  # new objects a search returned while the ingest process still ran
     stop = threading.Event()
     deadline = time.monotonic() + TIME_LIMIT_S
 
@@ -103,28 +121,36 @@ def test_searches_answer_during_a_concurrent_ingest(server: ServerProcess, helpe
                 assert r.status_code == 200, r.text
                 out = r.json()
                 _check_consistent(out, known)
-                new_ids = {m["object"]["id"] for m in out["matches"] if m["object"]["id"].startswith("NEW-")}
-                seen_new.update(new_ids)
-                if ingest.poll() is None:  # checked after the answer arrived: it overlapped the ingest
-                    seen_during_ingest.update(new_ids)
+                seen_new.update(m["object"]["id"] for m in out["matches"] if m["object"]["id"].startswith("NEW-"))
                 n += 3
 
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(searcher, s) for s in range(2)]
+        ingesting = pool.submit(ingest)
         try:
-            ingest.wait(timeout=TIME_LIMIT_S)
+            assert paused.wait(TIME_LIMIT_S), "the ingest never paused after a commit"
+            # Paused mid-way by the test: exactly three objects committed, nine to go.
+            assert committed_at_pause == [2 * PAUSE_AFTER_OBJECTS], committed_at_pause
+            done = [f"NEW-{n:02d}" for n in range(PAUSE_AFTER_OBJECTS)]
+            with _client(server, "officer") as c:
+                seen_mid_ingest: set[str] = set()
+                for oid in photos:
+                    r = c.post("/v1/search/photo", files=helpers.upload(photos[oid][0]), data={"k": "10", "rerank": "0"})
+                    assert r.status_code == 200, r.text
+                    out = r.json()
+                    _check_consistent(out, known)
+                    seen_mid_ingest |= {m["object"]["id"] for m in out["matches"] if m["object"]["id"].startswith("NEW-")}
+                    if oid in done:  # a committed object is found from its own photo while the ingest runs on
+                        assert out["matches"][0]["object"]["id"] == oid, out["matches"][:2]
+                assert seen_mid_ingest == set(done), seen_mid_ingest  # and nothing not yet committed
         finally:
-            stop.set()
-            if ingest.poll() is None:
-                ingest.kill()
+            resume.set()
+        ingesting.result(timeout=TIME_LIMIT_S)
+        stop.set()
         for f in futures:
             f.result()
-    out, err = ingest.communicate()
-    assert ingest.returncode == 0, err
-    assert "12 new" in out, out
+    assert reports[0].objects_created == N_NEW and reports[0].images_added == 2 * N_NEW, reports[0]
     assert len(statuses) >= 5 and set(statuses) == {200}
-    # Searches overlapped the ingest: some saw objects it had committed before it finished.
-    assert seen_during_ingest, f"no search saw a new object before the ingest ended ({len(statuses)} searches)"
     # Once the ingest is done, every new object is found from either of its photos.
     for oid, ps in photos.items():
         for data in ps:
