@@ -86,13 +86,19 @@ def quote(value: str) -> str:
     return "".join(out)
 
 
+def _quotable(value: str) -> bool:
+    return not any((ord(c) < 0x20 and c not in "\t\n\r") or ord(c) == 0x7F for c in value)
+
+
 def filter_expression(filters: Any) -> str | None:
     """SearchFilters as a Milvus expression (None: no restriction); same meaning as `SearchFilters.where()`."""
     clauses = []
     for name in FILTER_FIELDS:
         values = sorted({v.lower() for v in getattr(filters, name)})
         if values:
-            clauses.append(f"{name} in [{', '.join(quote(v) for v in values)}]")
+            # A value no record can hold (a control character) matches nothing: left out, not an error.
+            literals = [quote(v) for v in values if _quotable(v)]
+            clauses.append(f"{name} in [{', '.join(literals)}]" if literals else f"{ID} < 0")
     if not filters.include_recovered and "recovered" not in {s.lower() for s in filters.status}:
         clauses.append(f"status != {quote('recovered')}")
     return " and ".join(clauses) or None
@@ -161,9 +167,13 @@ class MilvusStore:
         schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=self.dim)
         for name in FILTER_FIELDS:
             schema.add_field(name, DataType.VARCHAR, max_length=VARCHAR_MAX)
+        c.create_collection(self.collection, schema=schema, consistency_level="Strong")
         params = c.prepare_index_params()
         params.add_index(field_name=VECTOR, index_type=self.choice.index_type or INDEX_TYPE, metric_type="IP")
-        c.create_collection(self.collection, schema=schema, index_params=params, consistency_level="Strong")
+        # sync=False: waiting asks the server for a timestamp that Milvus Lite does not serve (a logged
+        # server error); loading the collection below waits for the index on a server anyway.
+        c.create_index(self.collection, params, sync=False)
+        c.load_collection(self.collection)
         log.info("created Milvus collection %s (%d-d) in %s", self.collection, self.dim, self.choice.spec)
 
     def _check_schema(self) -> None:
