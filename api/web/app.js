@@ -12,9 +12,12 @@ const TIMEOUT_STORE = "artefact.search_timeout_s"; // a per-device override of t
 const DEFAULT_TIMEOUT_S = 30;
 const SHOWN_FIELDS = ["object_type", "materials", "date_period", "status", "source", "country", "case_reference", "contact"];
 // Record fields and statuses come from the service (no key needed), so the page copies none of them.
-const META = await (await fetch("/v1/meta", { cache: "no-store" })).json();
-const RECORD_FIELDS = META.record_fields;
-const STATUSES = META.statuses;
+// A service that cannot be reached (or answers no meta) must still get a page that says so on sign-in.
+const META = await fetch("/v1/meta", { cache: "no-store" })
+  .then((r) => (r.ok ? r.json() : {}))
+  .catch(() => ({}));
+const RECORD_FIELDS = META.record_fields || [];
+const STATUSES = META.statuses || [];
 const FEATURES = new Set(META.features || []); // what this service offers beyond the basics
 
 const state = {
@@ -236,6 +239,7 @@ function showApp() {
   $("signout").hidden = open;
   const s = state.stats;
   $("db-summary").textContent = t("database_summary", { objects: s.objects, images: s.images });
+  showFreshness(s.freshness);
   // Search by description only where the model reads text; the reason sits with the technical details.
   const hasText = Boolean(s.model && s.model.has_text);
   $("text-section").hidden = !hasText;
@@ -248,6 +252,19 @@ function showApp() {
   const cal = s.calibration || {};
   const calibrated = Object.values(cal).some((c) => c && Object.keys(c).length > 0);
   $("service-calibration").textContent = t(calibrated ? "service_calibrated" : "service_uncalibrated");
+}
+
+/** Where the catalogue came from and how old it is (a post's imported bundle), with a warning once too old. */
+function showFreshness(fresh) {
+  const line = $("freshness");
+  const warning = $("freshness-warning");
+  line.hidden = !fresh;
+  warning.hidden = !fresh?.stale;
+  if (!fresh) return;
+  fill(line, withData("catalogue_as_of", { date: String(fresh.as_of).slice(0, 10), bundle: fresh.bundle_id }));
+  if (fresh.stale) {
+    fill(warning, withData("catalogue_stale", { days: Math.floor(fresh.age_days), max: fresh.max_age_days }));
+  }
 }
 
 function signOut(clearMessage = true) {

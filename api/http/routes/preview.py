@@ -16,8 +16,14 @@ router = APIRouter(prefix="/v1", tags=["search"])
 PREVIEW_SIDE_BOUND = 2048  # a preview is for the screen; the search itself gets the photo
 
 
+# 422 is either a field FastAPI refused (a list of problems) or a photo that cannot be decoded (one sentence).
+UNREADABLE = {"description": "a bad field, or a photo that is empty, truncated or corrupt", "content": {"application/json": {
+    "schema": {"anyOf": [{"$ref": "#/components/schemas/ErrorOut"}, {"$ref": "#/components/schemas/HTTPValidationError"}]}}}}
+
+
 @router.post("/preview", response_class=Response, summary="A JPEG preview of a photo, upright (officer; counts as a search "
-             "for the rate limit)", responses={200: {"content": {"image/jpeg": {}}, "description": "the preview"}})
+             "for the rate limit)", responses={200: {"content": {"image/jpeg": {}}, "description": "the preview"},
+                                               422: UNREADABLE})
 def preview(
     who: Searcher, state: StateDep, eng: EngineDep,
     photo: Annotated[UploadFile, File(description=f"one photo ({SUPPORTED_FORMATS})")],

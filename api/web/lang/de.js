@@ -24,6 +24,8 @@ export default {
   open_mode: "Offener Modus: Dieser Dienst verlangt keinen Zugangscode",
   service_loading: "Der Dienst startet noch. Neuer Versuch in einigen Sekunden…",
   database_summary: "{objects} Objekte, {images} Fotos in der Datenbank",
+  catalogue_as_of: "Katalog vom {date}, Paket {bundle}",
+  catalogue_stale: "Dieser Katalog ist {days} Tage alt, älter als die erlaubten {max} Tage: Seitdem gemeldete Objekte fehlen darin. Fordern Sie eine neuere Katalogaktualisierung an.",
 
   search_title: "Suche per Foto",
   search_help: "Fotografieren Sie das Objekt (mehrere Fotos desselben Objekts sind möglich). Schneiden Sie auf das Objekt zu, um Störendes zu entfernen.",

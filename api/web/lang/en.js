@@ -26,6 +26,8 @@ export default {
   open_mode: "Open mode: this service asks for no access code",
   service_loading: "The service is still starting. Trying again in a few seconds…",
   database_summary: "{objects} objects, {images} photos in the database",
+  catalogue_as_of: "Catalogue as of {date}, bundle {bundle}",
+  catalogue_stale: "This catalogue is {days} days old, older than the {max} days allowed: objects reported since are not in it. Ask for a newer catalogue update.",
 
   // photo search
   search_title: "Search by photo",

@@ -24,6 +24,8 @@ export default {
   open_mode: "Modo abierto: este servicio no pide código de acceso",
   service_loading: "El servicio aún se está iniciando. Nuevo intento en unos segundos…",
   database_summary: "{objects} objetos, {images} fotos en la base de datos",
+  catalogue_as_of: "Catálogo al {date}, paquete {bundle}",
+  catalogue_stale: "Este catálogo tiene {days} días, más de los {max} días permitidos: los objetos denunciados desde entonces no figuran en él. Solicite una actualización más reciente del catálogo.",
 
   search_title: "Búsqueda por foto",
   search_help: "Fotografíe el objeto (se admiten varias fotos del mismo objeto). Recorte la foto al objeto para quitar lo que sobra.",

@@ -24,6 +24,8 @@ export default {
   open_mode: "Mode ouvert : ce service ne demande aucun code d'accès",
   service_loading: "Le service démarre encore. Nouvel essai dans quelques secondes…",
   database_summary: "{objects} objets, {images} photos dans la base",
+  catalogue_as_of: "Catalogue au {date}, lot {bundle}",
+  catalogue_stale: "Ce catalogue date de {days} jours, plus que les {max} jours admis : les objets signalés depuis n'y figurent pas. Demandez une mise à jour plus récente du catalogue.",
 
   search_title: "Recherche par photo",
   search_help: "Photographiez l'objet (plusieurs photos du même objet sont possibles). Recadrez sur l'objet pour ôter ce qui l'entoure.",

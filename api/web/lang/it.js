@@ -24,6 +24,8 @@ export default {
   open_mode: "Modalità aperta: questo servizio non chiede alcun codice di accesso",
   service_loading: "Il servizio si sta ancora avviando. Nuovo tentativo tra qualche secondo…",
   database_summary: "{objects} oggetti, {images} foto nella banca dati",
+  catalogue_as_of: "Catalogo al {date}, pacchetto {bundle}",
+  catalogue_stale: "Questo catalogo ha {days} giorni, più dei {max} giorni consentiti: gli oggetti segnalati da allora non vi compaiono. Richiedete un aggiornamento più recente del catalogo.",
 
   search_title: "Ricerca per foto",
   search_help: "Fotografa l'oggetto (sono ammesse più foto dello stesso oggetto). Ritaglia sull'oggetto per togliere ciò che lo circonda.",

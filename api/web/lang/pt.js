@@ -24,6 +24,8 @@ export default {
   open_mode: "Modo aberto: este serviço não pede código de acesso",
   service_loading: "O serviço ainda está a arrancar. Nova tentativa dentro de alguns segundos…",
   database_summary: "{objects} objetos, {images} fotografias na base de dados",
+  catalogue_as_of: "Catálogo de {date}, pacote {bundle}",
+  catalogue_stale: "Este catálogo tem {days} dias, mais do que os {max} dias permitidos: os objetos comunicados desde então não constam dele. Peça uma atualização mais recente do catálogo.",
 
   search_title: "Pesquisa por fotografia",
   search_help: "Fotografe o objeto (são permitidas várias fotografias do mesmo objeto). Recorte a fotografia ao objeto para tirar o que está à volta.",

@@ -24,6 +24,8 @@ export default {
   open_mode: "Açık mod: bu hizmet erişim kodu istemiyor",
   service_loading: "Hizmet hâlâ başlatılıyor. Birkaç saniye içinde yeniden denenecek…",
   database_summary: "Veri tabanında {objects} eser, {images} fotoğraf",
+  catalogue_as_of: "{date} tarihli katalog, paket {bundle}",
+  catalogue_stale: "Bu katalog {days} günlük; izin verilen {max} günden eski: o tarihten sonra bildirilen eserler içinde yok. Daha yeni bir katalog güncellemesi isteyin.",
 
   search_title: "Fotoğrafla arama",
   search_help: "Eserin fotoğrafını çekin (aynı eserin birden çok fotoğrafına izin verilir). Fazlalıkları çıkarmak için fotoğrafı esere göre kırpın.",

@@ -24,6 +24,8 @@ export default {
   open_mode: "开放模式：此服务不要求访问码",
   service_loading: "服务仍在启动。几秒后重试…",
   database_summary: "数据库中有 {objects} 件物品、{images} 张照片",
+  catalogue_as_of: "目录日期 {date}，数据包 {bundle}",
+  catalogue_stale: "此目录已有 {days} 天，超过允许的 {max} 天：此后报告的物品不在其中。请索取更新的目录。",
 
   search_title: "按照片查询",
   search_help: "拍摄物品照片（同一物品可拍多张）。裁剪到物品本身，去掉无关部分。",
