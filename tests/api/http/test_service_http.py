@@ -22,6 +22,10 @@ ENDPOINTS: list[tuple[str, str, str, dict[str, Any], int]] = [
     ("POST", "/v1/search/text", "officer", {"json": {"text": ""}}, 422),
     ("GET", "/v1/searches/0000", "officer", {}, 404),
     ("GET", "/v1/searches/0000/evidence/1", "officer", {}, 404),
+    ("GET", "/v1/searches/0000/sheet", "officer", {}, 404),
+    ("GET", "/v1/searches/S-ZZZZ/sheet.pdf", "officer", {}, 404),
+    ("POST", "/v1/preview", "officer", {"files": [("photo", ("a.heic", b"x", "image/heic"))]}, 415),
+    ("GET", "/v1/objects", "officer", {"params": {"q": "starry"}}, 200),
     ("GET", "/v1/objects", "officer", {"params": {"limit": "1"}}, 200),
     ("GET", "/v1/objects/SMP-PAINT-01", "officer", {}, 200),
     ("GET", "/v1/images/999999", "officer", {}, 404),
@@ -199,13 +203,15 @@ def test_evidence_image_of_a_verified_match(live, helpers, catalogue_jpeg) -> No
 
 
 def test_meta_gives_record_fields_statuses_and_defaults_without_a_key(live) -> None:
+    from artefact.api.http.schemas import FEATURES
     from artefact.index.records import FILTER_FIELDS, RECORD_FIELDS, STATUSES
 
     meta = live.client(None).get("/v1/meta")
     assert meta.status_code == 200, meta.text
     assert meta.json() == {"record_fields": list(RECORD_FIELDS), "statuses": list(STATUSES),
                            "filter_fields": list(FILTER_FIELDS), "results": live.settings.http_results,
-                           "max_k": live.settings.max_k, "rerank": live.settings.rerank}
+                           "max_k": live.settings.max_k, "rerank": live.settings.rerank,
+                           "features": list(FEATURES), "search_timeout_s": live.settings.search_timeout_s}
 
 
 def test_search_records_are_private_to_their_key_except_for_admin(live, helpers, catalogue_jpeg) -> None:
