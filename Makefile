@@ -25,12 +25,16 @@ demo: setup
 	$(BIN)/artefact --home $(DEMO_HOME) search data/sample/queries/query-coin-SMP-COIN-18.jpg
 	$(BIN)/artefact --home $(DEMO_HOME) search data/sample/queries/query-unrelated-chelsea-cat.jpg
 
-# The web page's browser tests drive Debian's Chromium (Playwright never downloads one).
+# The web page's browser tests drive Debian's Chromium (Playwright never downloads one). The fonts
+# draw the page's screenshots and the search sheet's PDF (api/http/sheet.py): DejaVu Sans for Latin,
+# Greek, Cyrillic and Arabic, WenQuanYi Micro Hei for Chinese.
 browser:
-	@test -x /usr/bin/chromium || { \
+	@test -x /usr/bin/chromium -a -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
+	  -a -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || { \
 	  SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-wqy-microhei; }
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+	    fonts-wqy-microhei fonts-dejavu-core; }
 
 test: setup browser
 	$(BIN)/mypy embed index api
