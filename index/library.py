@@ -242,7 +242,10 @@ class Library:
         except (OSError, ValueError):
             manifest = None
         store = self._new_store(raw_model)  # an unreachable Milvus raises: rebuilding could not help
+        assert isinstance(store, MilvusStore)
         generation, ours = from_manifest(manifest, store)
+        if store.read_only:  # a search server: the writer host keeps the collection in line, never this one
+            return _OnDisk(store, None, self.catalogue.generation, stamp, manifest if ours else None)
         problem = None
         if ours and manifest is not None and generation == self.catalogue.generation:
             problem = _differs(store, manifest, self.catalogue.image_ids())
@@ -314,6 +317,9 @@ class Library:
             return False
         if isinstance(vectors, MilvusStore):  # another process may have written the collection meanwhile
             vectors.reload_ids()
+            if vectors.read_only:  # hits the catalogue copy lacks are dropped by search; nothing to write
+                self._generation = self.catalogue.generation
+                return True
         # One read snapshot: the generation recorded is exactly the state reconciled to.
         with self.catalogue.snapshot():
             generation = self.catalogue.generation
@@ -426,7 +432,12 @@ class Library:
         """
         attributes = self._follow_attributes()
         self._sync_store_fields()
-        return attributes.selection(filters)
+        selection = attributes.selection(filters)
+        if selection is None and isinstance(self._vectors, MilvusStore) and self._vectors.read_only:
+            # A search server's copy may not know yet what the writer excluded since (a photo marked
+            # recovered): the filter still goes down to the shared collection, whose fields are newer.
+            selection = IdSelection.from_mask(attributes.codes["status"] >= 0, filters)
+        return selection
 
     def _follow_attributes(self) -> RecordAttributes:
         if self._attributes is None:
@@ -442,7 +453,7 @@ class Library:
         """Rewrite the Milvus rows whose filter fields changed in the catalogue since the store last
         followed it (a status change, a re-ingested record); returns the rows rewritten."""
         store = self._vectors
-        if not isinstance(store, MilvusStore):
+        if not isinstance(store, MilvusStore) or store.read_only:
             return 0
         seq = change_seq(self.catalogue.db)
         if seq == store.fields_seq:
@@ -684,6 +695,9 @@ class Library:
         Raises:
             CatalogueError: another process holds the writer lock.
         """
+        if self.store_choice.read_only:
+            raise StoreError(f"{self.home} reads its Milvus collection read-only ({self.store_choice.spec}): "
+                             "repair it on the writer host that fills it")
         with self.writing():
             before = self.check()
             disk = self._read_vectors()

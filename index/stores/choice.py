@@ -21,7 +21,8 @@ FAISS, MILVUS_LITE, MILVUS_SERVER = "faiss", "milvus-lite", "milvus"
 DEFAULT_PORT = 19530
 # Vector index types a Milvus server builds for this store (Milvus Lite builds FLAT whatever is asked).
 INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "AUTOINDEX")
-SPEC_HELP = "faiss (default), milvus-lite:PATH (a .db file; relative = inside the home) or milvus://HOST:PORT[/DB]"
+SPEC_HELP = ("faiss (default), milvus-lite:PATH (a .db file; relative = inside the home) or milvus://HOST:PORT[/DB]; "
+             "?readonly=true: a search server that only reads a collection a writer host fills")
 
 
 class StoreChoiceError(StoreError):
@@ -36,7 +37,8 @@ class StoreChoice:
     location: str = ""
     database: str = ""
     index_type: str = ""
-    spec: str = FAISS  # as written by the user (a relative Lite path stays relative)
+    spec: str = FAISS
+    read_only: bool = False  # a search server reading the collection a writer host fills (docs/vector-stores.md)  # as written by the user (a relative Lite path stays relative)
 
     @property
     def is_milvus(self) -> bool:
@@ -47,8 +49,8 @@ class StoreChoice:
         return f"http://{self.location}"
 
     def same_as(self, other: "StoreChoice") -> bool:
-        return (self.backend, self.location, self.database, self.index_type) == (
-            other.backend, other.location, other.database, other.index_type)
+        return (self.backend, self.location, self.database, self.index_type, self.read_only) == (
+            other.backend, other.location, other.database, other.index_type, other.read_only)
 
 
 def parse_choice(text: str, home: Home) -> StoreChoice:
@@ -61,12 +63,14 @@ def parse_choice(text: str, home: Home) -> StoreChoice:
     if spec.lower() == FAISS:
         return StoreChoice()
     if spec.lower().startswith(MILVUS_LITE + ":"):
-        raw = spec[len(MILVUS_LITE) + 1:].strip()
+        raw, _, options = spec[len(MILVUS_LITE) + 1:].strip().partition("?")
         if not raw.endswith(".db"):
             raise StoreChoiceError(f"{spec!r}: a Milvus Lite store is a file name ending in .db (milvus-lite:vectors.db)")
         path = Path(raw).expanduser()
         path = path if path.is_absolute() else Path(home.root).resolve() / path
-        return StoreChoice(MILVUS_LITE, str(path), spec=f"{MILVUS_LITE}:{raw}")
+        read_only = _read_only(spec, parse_qs(options))
+        return StoreChoice(MILVUS_LITE, str(path), spec=f"{MILVUS_LITE}:{raw}" + ("?readonly=true" if read_only else ""),
+                           read_only=read_only)
     if spec.lower().startswith(MILVUS_SERVER + "://"):
         parts = urlsplit(spec)
         try:
@@ -79,11 +83,22 @@ def parse_choice(text: str, home: Home) -> StoreChoice:
         database = parts.path.strip("/")
         if "/" in database:
             raise StoreChoiceError(f"{spec!r}: at most one database name after the port")
-        index_type = (parse_qs(parts.query).get("index") or [""])[0].upper()
+        query = parse_qs(parts.query)
+        index_type = (query.get("index") or [""])[0].upper()
         if index_type and index_type not in INDEX_TYPES:
             raise StoreChoiceError(f"{spec!r}: index {index_type} is not one of {', '.join(INDEX_TYPES)}")
-        return StoreChoice(MILVUS_SERVER, f"{parts.hostname}:{port}", database, index_type, spec)
+        return StoreChoice(MILVUS_SERVER, f"{parts.hostname}:{port}", database, index_type, spec, _read_only(spec, query))
     raise StoreChoiceError(f"unknown vector store {spec!r}: use {SPEC_HELP}")
+
+
+def _read_only(spec: str, query: dict[str, list[str]]) -> bool:
+    unknown = set(query) - {"index", "readonly"}
+    if unknown:
+        raise StoreChoiceError(f"{spec!r}: unknown option {', '.join(sorted(unknown))} (index=TYPE, readonly=true)")
+    value = (query.get("readonly") or ["false"])[0].lower()
+    if value not in ("true", "false"):
+        raise StoreChoiceError(f"{spec!r}: readonly is true or false")
+    return value == "true"
 
 
 def remembered(home: Home) -> StoreChoice | None:
@@ -117,7 +132,7 @@ def settle(home: Home, requested: str | None) -> StoreChoice:
         return stored
     if not want.is_milvus:
         return want
-    if home.has_catalogue():
+    if home.has_catalogue() and not want.read_only:
         raise StoreChoiceError(
             f"the home {home.root} already keeps its vectors in FAISS files; a home keeps the store it was built "
             f"with. To serve this catalogue from {want.spec}, index it into a new --home with --vector-store")

@@ -155,6 +155,11 @@ class MilvusStore:
         from pymilvus import DataType, MilvusClient
 
         c = self._client
+        if self.read_only and not c.has_collection(self.collection):
+            raise StoreUnavailableError(f"{self.choice.spec} holds no collection {self.collection} for this model yet: "
+                                        "the writer host makes it with its first ingest")
+        if fresh:
+            self._writable("rebuild the collection")
         if fresh and c.has_collection(self.collection):
             c.drop_collection(self.collection)
         if c.has_collection(self.collection):
@@ -227,11 +232,22 @@ class MilvusStore:
     def ids(self) -> np.ndarray:
         return self._ids.copy()
 
+    @property
+    def read_only(self) -> bool:
+        return self.choice.read_only
+
+    def _writable(self, what: str) -> None:
+        if self.read_only:
+            raise StoreError(
+                f"cannot {what}: this home reads the Milvus collection {self.collection} read-only "
+                f"({self.choice.spec}); the writer host that fills it ingests, removes and re-statuses records")
+
     def add(self, ids: np.ndarray, xb: np.ndarray) -> None:
         """Upsert rows (vector and the photos' current filter fields): adding an id again replaces it."""
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) == 0:
             return
+        self._writable("write vectors")
         xb = np.ascontiguousarray(xb, dtype=np.float32)
         if xb.ndim != 2 or xb.shape[1] != self.dim:
             raise ValueError(f"vectors of shape {xb.shape} do not fit an index of dimension {self.dim}")
@@ -251,6 +267,8 @@ class MilvusStore:
 
     def remove(self, ids: np.ndarray) -> int:
         ids = np.intersect1d(np.asarray(ids, dtype=np.int64), self._ids)
+        if len(ids):
+            self._writable("delete vectors")
         for start in range(0, len(ids), BATCH):
             part = [int(i) for i in ids[start:start + BATCH]]
             self._call("delete vectors", self._client.delete, self.collection, ids=part)

@@ -3,6 +3,7 @@ check and repair against rows changed behind the library's back, the home's reme
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +180,8 @@ def test_the_home_keeps_its_store(tmp_path):
     ("milvus://db:19530/a/b", "one database"),
     ("milvus://db:19530?index=BEST", "not one of"),
     ("qdrant://db", "unknown vector store"),
+    ("milvus://db:19530?readonly=yes", "true or false"),
+    ("milvus-lite:v.db?replicas=2", "unknown option replicas"),
 ])
 def test_bad_store_names_are_refused(tmp_path, spec, message):
     with pytest.raises(StoreChoiceError, match=message):
@@ -189,3 +192,40 @@ def test_server_names_are_read():
     c = parse_choice("milvus://milvus.internal:19531/artefact?index=hnsw", Home(Path("/x")))
     assert (c.server_uri, c.database, c.index_type) == ("http://milvus.internal:19531", "artefact", "HNSW")
     assert parse_choice("milvus://milvus.internal", Home(Path("/x"))).location == "milvus.internal:19530"
+    assert not c.read_only and parse_choice("milvus://m:1/a?readonly=true", Home(Path("/x"))).read_only
+
+
+def test_a_search_server_reads_the_writers_collection_and_never_writes_it(tmp_path):
+    """Where the catalogue lives: a writer fills the shared collection; a search server holds a copy of the
+    catalogue one step behind (as from a bundle) and reads the collection with `?readonly=true`."""
+    shared = tmp_path / "shared.db"
+    writer_home, reader_home = tmp_path / "writer", tmp_path / "reader"
+    settle(Home(writer_home), f"milvus-lite:{shared}")
+    objects = [(f"W-{i}", {"status": "stolen"}, unit(basis(0) + 0.1 * (i + 1) * basis(1))[None]) for i in range(4)]
+    q = basis(0)[None]
+    with build(writer_home, objects) as writer:  # the home already chose Milvus
+        reader_home.mkdir()
+        with sqlite3.connect(writer_home / "catalogue.sqlite") as src, sqlite3.connect(reader_home / "catalogue.sqlite") as dst:
+            src.backup(dst)  # the catalogue as a bundle import would deliver it
+        assert settle(Home(reader_home), f"milvus-lite:{shared}?readonly=true").read_only
+        # The writer moves on: a removal, a status change, a new object nearest of all.
+        writer.remove_object("W-3")
+        with writer.writing():
+            writer.set_status("W-0", "recovered")
+            with writer.catalogue.transaction():
+                pk, _ = writer.catalogue.upsert_object(ObjectRecord("W-NEW", {"status": "stolen"}))
+                new_id = writer.catalogue.add_image(pk, "W-NEW/0.jpg", "W-NEW-0", 1, 0, 8, 8, basis(0))
+            writer.add_vectors(np.asarray([new_id], np.int64), basis(0)[None])
+            writer.save()
+        collection = writer.vectors.collection
+        rows_before = sorted(r["id"] for r in client_of(writer).query(collection, filter="id >= 0", output_fields=["id"]))
+        with Library(reader_home) as reader:
+            # W-NEW: not in this copy yet, dropped; W-0: recovered in Milvus, left out; W-3: gone from Milvus.
+            assert ids_of(search_vectors(reader, q, [IMAGE], k=10)) == ["W-1", "W-2"]
+            with pytest.raises(StoreError, match="read-only"):
+                reader.repair()
+            with pytest.raises(StoreError, match="read-only"):
+                reader.vectors.add(np.asarray([999], np.int64), basis(1)[None])
+        rows_after = sorted(r["id"] for r in client_of(writer).query(collection, filter="id >= 0", output_fields=["id"]))
+        assert rows_after == rows_before  # the stale copy re-added nothing (W-3) and deleted nothing (W-NEW)
+        assert ids_of(search_vectors(writer, q, [IMAGE], k=10)) == ["W-NEW", "W-1", "W-2"]
