@@ -149,3 +149,22 @@ def offline_embedder(model_cache_dir: Path):
     return load_embedder(
         OFFLINE_FALLBACK_SPEC, LoadOptions(allow_download=False, cache_dir=model_cache_dir)
     )
+
+
+@pytest.fixture(scope="session")
+def offline_sample_home(tmp_path_factory, offline_embedder) -> Path:
+    """data/sample (27 objects, 33 photos) indexed with the offline model, once per session: copy before writing.
+
+    Ingesting it (EfficientNet embeddings and SIFT features of 33 photos) is one of the suite's
+    dearest fixtures; the tests that read it share this one.
+    """
+    from artefact.index.ingest import ingest_manifest
+    from artefact.index.library import Library
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    home = tmp_path_factory.mktemp("offline-sample-home")
+    with Library(home) as library:
+        report = ingest_manifest(library, offline_embedder, sample / "catalogue.csv", sample / "images",
+                                 workers=0, progress=False)
+    assert report.objects_created == 27 and report.images_added == 33, report
+    return home

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from artefact.index.calibration import NO_MATCH, POSSIBLE, STRONG, Calibration
-from artefact.index.ingest import ingest_manifest
 from artefact.index.library import Library
 from artefact.index.search import search
 from artefact.index.verification import MIN_MATCHES
 
-from index_helpers import SAMPLE_CSV, SAMPLE_IMAGES, SAMPLE_QUERIES  # type: ignore[import-not-found]
+from index_helpers import SAMPLE_QUERIES  # type: ignore[import-not-found]
 
 COIN_QUERY = SAMPLE_QUERIES / "query-coin-SMP-COIN-18.jpg"
 CAT_QUERY = SAMPLE_QUERIES / "query-unrelated-chelsea-cat.jpg"
 
 
 @pytest.fixture(scope="module")
-def sample_library(tmp_path_factory: pytest.TempPathFactory, offline_embedder) -> Library:
-    home = tmp_path_factory.mktemp("rerank-home")
+def sample_library(tmp_path_factory: pytest.TempPathFactory, offline_sample_home: Path) -> Library:
+    home = tmp_path_factory.mktemp("rerank-home") / "home"
+    shutil.copytree(offline_sample_home, home)  # the session's offline index, copied: tests here write to it
     library = Library(home)
-    ingest_manifest(library, offline_embedder, SAMPLE_CSV, SAMPLE_IMAGES, workers=0, progress=False)
     assert library.local_features == "sift"
     assert len(library.features) == 33  # in the feature store (the catalogue rows moved there)
     return library
