@@ -229,12 +229,14 @@ def render_pdf(sheet: Sheet, t: Strings) -> bytes:
     pdf.set_title(f"{t('print_heading')} {sheet.record.get('short_id') or sheet.record['search_id']}")
     pdf.set_creator("artefact-search")
     pdf.add_font("main", fname=str(_dejavu()))
-    cjk = _first(_CJK)
-    if cjk is not None:
+    rows, (info, results) = _rows(sheet, t), _technical(sheet, t)
+    if t.lang == "zh" or _needs_cjk([*(f"{k} {v}" for k, v in rows + info), *(r[1] for r in results)]):
+        # Only when a glyph needs it: loading the CJK font costs seconds per PDF (measured: 2 s -> 6-10 s).
+        cjk = _first(_CJK)
+        if cjk is None:
+            raise FontMissing("no Chinese font for the search sheet: install Debian's fonts-wqy-microhei")
         pdf.add_font("cjk", fname=str(cjk))
         pdf.set_fallback_fonts(["cjk"])
-    elif t.lang == "zh":
-        raise FontMissing("no Chinese font for the search sheet: install Debian's fonts-wqy-microhei")
     pdf.set_text_shaping(True, direction="rtl" if t.rtl else "ltr")
     align = "R" if t.rtl else "L"
     pdf.set_auto_page_break(True, margin=15)
@@ -245,7 +247,7 @@ def render_pdf(sheet: Sheet, t: Strings) -> bytes:
         pdf.multi_cell(0, height, text, align=align, new_x="LMARGIN", new_y="NEXT")
 
     line(f"{t('app_title')}: {t('print_heading')}", 16, 9)
-    for i, (label, value) in enumerate(_rows(sheet, t)):
+    for i, (label, value) in enumerate(rows):
         line(f"{label}: {value}", 13 if i == 0 else 10, 8 if i == 0 else 6)
     pdf.ln(3)
     figures = [(p, f"{t('print_query_photos')}: {t('photo_n', n=i + 1)}") for i, p in enumerate(sheet.query_photos)]
@@ -261,7 +263,6 @@ def render_pdf(sheet: Sheet, t: Strings) -> bytes:
 
     pdf.add_page()
     line(t("print_technical"), 13, 8)
-    info, results = _technical(sheet, t)
     for label, value in info:
         line(f"{label}: {value}", 9, 5)
     pdf.ln(2)
@@ -269,6 +270,12 @@ def render_pdf(sheet: Sheet, t: Strings) -> bytes:
     for n, oid, score in results:
         line(f"{n} · {oid} · {score}", 9, 5)
     return bytes(pdf.output())
+
+
+def _needs_cjk(texts: Sequence[str]) -> bool:
+    """Whether any text holds Chinese, Japanese or Korean characters (DejaVu Sans has none)."""
+    return any(0x2E80 <= ord(c) <= 0x9FFF or 0xAC00 <= ord(c) <= 0xD7AF or 0xF900 <= ord(c) <= 0xFAFF
+               or 0xFF00 <= ord(c) <= 0xFFEF or ord(c) >= 0x20000 for text in texts for c in text)
 
 
 def _photo_row(pdf: FPDF, figures: list[tuple[Path, str]], width: float | None = None) -> None:

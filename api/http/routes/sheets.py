@@ -18,8 +18,10 @@ Lang = Annotated[str, Query(max_length=16, description="the sheet's language (en
                                                       "zh); another or none: English")]
 
 
-@router.get("/{search_id}/sheet", response_class=HTMLResponse,
-            summary="The search sheet to hand over, as a printable page (photos inline)")
+# response_class stays the plain Response: as HTMLResponse it would document every error (JSON) as HTML too.
+@router.get("/{search_id}/sheet", response_class=Response,
+            summary="The search sheet to hand over, as a printable page (photos inline)",
+            responses={200: {"content": {"text/html": {}}, "description": "the sheet"}})
 def sheet_html(search_id: SearchRef, who: Officer, audit: AuditDep, eng: EngineDep, lang: Lang = "en") -> HTMLResponse:
     sheet = collect(own_record(audit, search_id, who), eng)
     return HTMLResponse(render_html(sheet, Strings(lang)),

@@ -258,3 +258,24 @@ def test_no_key_ever_reaches_the_sheet_or_preview_without_one(live: Any, paintin
     finally:
         store.close()
     assert other.get(painting_search["sheet_url"]).status_code == 404
+
+
+def test_a_chinese_title_prints_in_an_english_sheet(tmp_path: Any) -> None:
+    """The CJK font is loaded only when a glyph needs it (it costs seconds), and then the title prints."""
+    from artefact.api.http.lang import Strings
+    from artefact.api.http.sheet import Sheet, render_pdf
+    from artefact.index.records import ObjectRecord
+
+    photo, match = tmp_path / "q.jpg", tmp_path / "m.jpg"
+    Image.new("RGB", (64, 48), (90, 120, 200)).save(photo)
+    Image.new("RGB", (48, 64), (200, 120, 90)).save(match)
+    record = {"search_id": "a" * 32, "short_id": "S-4F2K", "at_utc": "2026-11-30T19:00:00.000+00:00", "key_name": "o",
+              "kind": "photo", "query": {"photos_sha256": ["b" * 64], "filenames": ["x.jpg"]}, "threshold": 0.5,
+              "verdict": "close match", "model": "m",
+              "results": [{"object_id": "CN-1", "score": 0.93, "verdict": "strong match", "probability": 0.97}]}
+    obj = ObjectRecord("CN-1", {"title": "青花瓷瓶", "status": "looted", "case_reference": "CN-2026-7"}, {})
+    pdf = PdfReader(io.BytesIO(render_pdf(Sheet(record, "strong", record["results"][0], obj, [photo], match),
+                                          Strings("en"))))
+    text = pdf.pages[0].extract_text()
+    assert "青花瓷瓶" in text and "97% likely the same object" in text and "Looted" in text
+    assert len(pdf.pages[0].images) == 2

@@ -23,7 +23,7 @@ ENDPOINTS: list[tuple[str, str, str, dict[str, Any], int]] = [
     ("GET", "/v1/searches/0000", "officer", {}, 404),
     ("GET", "/v1/searches/0000/evidence/1", "officer", {}, 404),
     ("GET", "/v1/searches/0000/sheet", "officer", {}, 404),
-    ("GET", "/v1/searches/S-ZZZZ/sheet.pdf", "officer", {}, 404),
+    ("GET", "/v1/searches/0000/sheet.pdf", "officer", {}, 404),
     ("POST", "/v1/preview", "officer", {"files": [("photo", ("a.heic", b"x", "image/heic"))]}, 415),
     ("GET", "/v1/objects", "officer", {"params": {"q": "starry"}}, 200),
     ("GET", "/v1/objects", "officer", {"params": {"limit": "1"}}, 200),
