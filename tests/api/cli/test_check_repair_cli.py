@@ -24,11 +24,9 @@ def tiny(config_dir: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory: pytest.TempPathFactory, tiny_config_dir: Path) -> Path:
-    home = tmp_path_factory.mktemp("check-home")
-    assert main(["--home", str(home), *tiny(tiny_config_dir), "index", "add", str(SAMPLE / "catalogue.csv"),
-                 "--images", str(SAMPLE / "images"), "-q"]) == 0
-    return home
+def indexed(indexed_sample_home: Path) -> Path:
+    """The sample indexed with the tiny model, shared by the session (tests/api/conftest.py): copied per test below."""
+    return indexed_sample_home
 
 
 @pytest.fixture

@@ -44,12 +44,9 @@ class Cli:
 
 
 @pytest.fixture(scope="module")
-def indexed_home(tmp_path_factory: pytest.TempPathFactory, tiny_config_dir: Path) -> Path:
-    home = tmp_path_factory.mktemp("cli-home")
-    rc = main(["--home", str(home), *tiny(tiny_config_dir), "index", "add", str(SAMPLE / "catalogue.csv"),
-               "--images", str(SAMPLE / "images"), "-q"])
-    assert rc == 0
-    return home
+def indexed_home(indexed_sample_home: Path) -> Path:
+    """The sample indexed with the tiny model, shared by the session (tests/api/conftest.py): copied per test below."""
+    return indexed_sample_home
 
 
 @pytest.fixture
