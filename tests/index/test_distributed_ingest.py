@@ -144,3 +144,34 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path, ray_address,
         assert lib.inspect()["problems"] == []
         paths = [img.path for oid in (f"OBJ-{o:03d}" for o in range(40)) for img in lib.catalogue.object_images(oid)]
     assert len(paths) == len(set(paths)) == total
+
+
+def test_a_lost_actor_is_replaced_and_nothing_is_lost_or_duplicated(tmp_path, ray_address, tiny_embedder,
+                                                                     tiny_options):
+    """kill -9 of the embedding actor after the first commit: Ray starts another and retries its batches."""
+    psutil = pytest.importorskip("psutil")
+    images = tmp_path / "images"
+    total = 30 * 2
+    manifest = _inventory(images, 30, 2)
+    killed: list[int] = []
+    replacements: set[int] = set()
+
+    def actor_pids() -> list[int]:
+        return [p.pid for p in psutil.process_iter(["cmdline"])
+                if any("PhotoEmbedder" in part for part in p.info.get("cmdline") or [])]
+
+    def kill_the_actor(done: int) -> None:
+        if not killed:
+            for pid in actor_pids():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        else:
+            replacements.update(set(actor_pids()) - set(killed))
+
+    with Library(tmp_path / "home") as lib:
+        rep = on_ray(lib, tiny_embedder, tiny_options, manifest, images, actors=1, ray_batch_size=2, batch_size=1,
+                     on_batch=kill_the_actor, local_features=None)
+        assert killed and replacements, (killed, replacements)  # the kill landed mid-run and a new actor took over
+        assert (rep.images_added, rep.images_failed, rep.problems) == (total, 0, [])
+        assert lib.catalogue.counts()["images"] == total and lib.vectors.ntotal == total
+        assert lib.inspect()["problems"] == []
