@@ -253,7 +253,7 @@ def render_pdf(sheet: Sheet, t: Strings) -> bytes:
     figures = [(p, f"{t('print_query_photos')}: {t('photo_n', n=i + 1)}") for i, p in enumerate(sheet.query_photos)]
     if sheet.match_photo is not None:
         figures.append((sheet.match_photo, t("print_match_photo")))
-    _photo_row(pdf, figures)
+    _photo_row(pdf, figures, rtl=t.rtl)
     if sheet.record.get("kind") == "text":
         line(f"{t('print_query')}: {(sheet.record.get('query') or {}).get('text', '')}")
     if sheet.evidence is not None:
@@ -278,8 +278,8 @@ def _needs_cjk(texts: Sequence[str]) -> bool:
                or 0xFF00 <= ord(c) <= 0xFFEF or ord(c) >= 0x20000 for text in texts for c in text)
 
 
-def _photo_row(pdf: FPDF, figures: list[tuple[Path, str]], width: float | None = None) -> None:
-    """Photos side by side (two to a row), each with its caption under it, kept on one page."""
+def _photo_row(pdf: FPDF, figures: list[tuple[Path, str]], width: float | None = None, rtl: bool = False) -> None:
+    """Photos side by side (two to a row, the first on the reading side), each captioned, kept on one page."""
     if not figures:
         return
     per_row = 1 if width else 2
@@ -291,7 +291,7 @@ def _photo_row(pdf: FPDF, figures: list[tuple[Path, str]], width: float | None =
             pdf.add_page()
         y = pdf.get_y()
         for i, (path, caption) in enumerate(row):
-            x = pdf.l_margin + i * (w + 6)
+            x = pdf.l_margin + ((per_row - 1 - i) if rtl else i) * (w + 6)
             pdf.image(str(path), x=x, y=y, w=w, h=h, keep_aspect_ratio=True)
             pdf.set_xy(x, y + h + 1)
             pdf.set_font("main", size=8)
