@@ -151,3 +151,26 @@ def test_a_failed_meta_does_not_break_the_page(visit: Any, web_home: tuple[Path,
     v.sign_in(keys["officer"])  # the page still starts, signs in and shows the catalogue
     assert "objects" in v.page.inner_text("#db-summary")
     v.page.unroute("**/v1/meta")
+
+
+def test_a_service_without_previews_gets_the_heic_as_it_is(visit: Any, web_home: tuple[Path, dict[str, str]]) -> None:
+    """An older service (no "preview" in /v1/meta): no preview is asked for, the photo is sent untouched and found."""
+    _, keys = web_home
+    v = visit(PHONE_390)
+
+    def meta_without_preview(route: Any) -> None:
+        response = route.fetch()
+        meta = response.json()
+        meta["features"] = [f for f in meta.get("features", []) if f != "preview"]
+        route.fulfill(response=response, json=meta)
+
+    v.page.route("**/v1/meta", meta_without_preview)
+    v.page.reload()
+    v.sign_in(keys["officer"])
+    v.add_photos(HEIC_QUERY)
+    assert "No preview for this format" in v.page.wait_for_selector("#photo-list li .no-preview").inner_text()
+    with v.page.expect_request("**/v1/search/photo"):
+        v.page.click("#search-button")
+    v.page.wait_for_selector("#results:not([hidden])")
+    assert not any("/v1/preview" in u for u in v.requests)
+    assert "SMP-COIN-18" in v.page.inner_text("#results")
