@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from web_helpers import CHROMIUM, CHROMIUM_ARGS, PHONE, SAMPLE, Gate, Visit, start_server
+from web_helpers import CHROMIUM, CHROMIUM_ARGS, PHONE, Gate, Visit, start_server
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -27,18 +27,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def web_home(tmp_path_factory: pytest.TempPathFactory, offline_embedder: Any) -> tuple[Path, dict[str, str]]:
+def web_home(tmp_path_factory: pytest.TempPathFactory, offline_sample_home: Path) -> tuple[Path, dict[str, str]]:
     """The sample catalogue indexed with the offline EfficientNet model, plus an officer and a curator key."""
     from artefact.api.http.security import KeyStore
     from artefact.index.home import Home
-    from artefact.index.ingest import ingest_manifest
-    from artefact.index.library import Library
 
-    home = tmp_path_factory.mktemp("web-home")
-    with Library(home) as library:
-        report = ingest_manifest(library, offline_embedder, SAMPLE / "catalogue.csv", SAMPLE / "images",
-                                 workers=0, progress=False)
-    assert report.images_added == 33, report
+    home = tmp_path_factory.mktemp("web-home") / "home"
+    shutil.copytree(offline_sample_home, home)  # the session's offline index (tests/conftest.py), copied
     store = KeyStore(Home(home).access)
     keys = {role: store.create(f"{role}-1", role) for role in ("officer", "curator")}
     store.close()

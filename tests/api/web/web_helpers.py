@@ -30,12 +30,6 @@ PHONE_390 = {"width": 390, "height": 844}  # the phone of the issue's walk-throu
 DESKTOP = {"width": 1280, "height": 900}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Gate:
     """Holds the service's answers to searches, as a slow service would, until the test opens it.
 
@@ -82,11 +76,12 @@ def start_server(home: Path, gate: Gate | None = None) -> tuple[str, Callable[[]
     from artefact.api.settings import Settings
 
     app = create_app(Settings(home=home, offline=True))
-    port = free_port()
-    config = uvicorn.Config(gated(app, gate) if gate else app, host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # the kernel picks a free port and uvicorn serves this very socket: no race for it
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(gated(app, gate) if gate else app, log_level="warning", lifespan="on")
     srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="web-test-server", daemon=True)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, name="web-test-server", daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -103,6 +98,7 @@ def start_server(home: Path, gate: Gate | None = None) -> tuple[str, Callable[[]
     def stop() -> None:
         srv.should_exit = True
         thread.join(timeout=30)
+        sock.close()
 
     return base, stop
 
