@@ -89,20 +89,25 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, round(time.perf_counter() - t0, 1)
 
 
+STORES = ("flat", "compressed", "milvus")
+
+
 def measure_vector_stores(n: int = 100_000, dim: int = 1280, queries: int = 200, k: int = 10, seed: int = 0,
-                          workdir: Path | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                          workdir: Path | None = None, log: Callable[[str], None] | None = None,
+                          stores: tuple[str, ...] = STORES) -> dict[str, Any]:
     """Latency (p50/p95 ms, one query at a time) and recall@k of each store over the same n vectors.
 
     Args:
         workdir: where the Milvus Lite file goes (a temporary folder, removed after, when None).
         log: progress lines (stderr in the command).
+        stores: which of flat, compressed (IVF-PQ, only above the flat threshold) and milvus to measure.
 
     Returns:
         {"n", "dim", "queries", "k", "rows": [{"store", "build_s", "unfiltered": {...}, "filtered": {...}}], ...}
     """
     say = log or (lambda _: None)
     own = workdir is None
-    work = Path(tempfile.mkdtemp(prefix="scale-out-search-")) if own else Path(workdir)
+    work = Path(tempfile.mkdtemp(prefix="scale-out-search-")) if workdir is None else Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     try:
         say(f"data: {n} x {dim} clustered unit vectors, {queries} queries")
@@ -129,8 +134,9 @@ def measure_vector_stores(n: int = 100_000, dim: int = 1280, queries: int = 200,
             store.add(ids, xb)
             return store
 
-        run("faiss flat (exact)", flat)
-        if n > FLAT_MAX:
+        if "flat" in stores:
+            run("faiss flat (exact)", flat)
+        if n > FLAT_MAX and "compressed" in stores:
             def compressed() -> VectorStore:
                 params = default_params(IVF_PQ, n, dim)
                 sample = xb[np.random.default_rng(seed + 3).choice(n, min(n, 40 * params["nlist"]), replace=False)]
@@ -153,11 +159,13 @@ def measure_vector_stores(n: int = 100_000, dim: int = 1280, queries: int = 200,
             store = MilvusStore.open(choice, model, fields, fresh=True)
             for start in range(0, n, 10_000):
                 store.add(ids[start:start + 10_000], xb[start:start + 10_000])
+            store.flush()  # as Library.save does
             return store
 
-        store = run("milvus lite (FLAT)", milvus)
-        if isinstance(store, MilvusStore):
-            store.close()
+        if "milvus" in stores:
+            store = run("milvus lite (FLAT)", milvus)
+            if isinstance(store, MilvusStore):
+                store.close()
         return {"n": n, "dim": dim, "queries": queries, "k": k, "seed": seed, "rows": rows,
                 "filtered_means": f"recovered objects ({RECOVERED_SHARE:.0%}) left out, as every default search"}
     finally:
@@ -183,10 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stores", default=",".join(STORES), help=f"comma-separated subset of {', '.join(STORES)}")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     result = measure_vector_stores(args.n, args.dim, args.queries, args.k, args.seed,
-                                   log=lambda line: print(line, file=sys.stderr, flush=True))
+                                   log=lambda line: print(line, file=sys.stderr, flush=True),
+                                   stores=tuple(s.strip() for s in args.stores.split(",")))
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0
 

@@ -331,8 +331,15 @@ class MilvusStore:
             out.append((D[order][:k], I[order][:k]))
         return out
 
+    def flush(self) -> None:
+        """Seal what was written into searchable segments (Milvus Lite otherwise scans new rows one by
+        one: 5,000 unsealed 1280-d rows cost ~10 s a search here, sealed ~0.3 s)."""
+        if not self.read_only:
+            self._call("flush", self._client.flush, self.collection)
+
     def save(self, path: Path, manifest: dict[str, Any]) -> None:
-        """Milvus persists every write itself: only the manifest beside the catalogue is written."""
+        """Milvus persists every write itself: the rows are flushed, then the manifest beside the catalogue is written."""
+        self.flush()
         with files.save_lock(path):
             files.commit(path, {
                 "format": FORMAT,
