@@ -74,15 +74,20 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return seen
 
 
-def test_tls_files_reach_uvicorn(tmp_path: Path, fake_uvicorn: dict[str, Any], capsys) -> None:
+def test_tls_files_reach_uvicorn(tmp_path: Path, fake_uvicorn: dict[str, Any], capsys, monkeypatch) -> None:
     cert, key = self_signed(tmp_path)
     _with_key(tmp_path / "home")
-    assert main(["--home", str(tmp_path / "home"), "serve", "--host", "0.0.0.0", "--port", "0",
-                 "--tls-cert", str(cert), "--tls-key", str(key)]) == 0
+    with socket.socket() as default:  # the configured port, held here: --port 0 must not fall back to it
+        default.bind(("0.0.0.0", 0))
+        default.listen(1)
+        monkeypatch.setenv("ARTEFACT_PORT", str(default.getsockname()[1]))
+        assert main(["--home", str(tmp_path / "home"), "serve", "--host", "0.0.0.0", "--port", "0",
+                     "--tls-cert", str(cert), "--tls-key", str(key)]) == 0, capsys.readouterr().err
+        configured = default.getsockname()[1]
     assert fake_uvicorn["ssl_certfile"] == str(cert) and fake_uvicorn["ssl_keyfile"] == str(key)
     # --port 0: the OS picked the port; uvicorn serves that very socket, and serve said which it is.
     [(host, port)] = fake_uvicorn["bound"]
-    assert fake_uvicorn["host"] == host == "0.0.0.0" and fake_uvicorn["port"] == port > 0
+    assert fake_uvicorn["host"] == host == "0.0.0.0" and fake_uvicorn["port"] == port > 0 and port != configured
     assert f"listening on https://0.0.0.0:{port}\n" in capsys.readouterr().out
     assert fake_uvicorn["proxy_headers"] is False  # no proxy configured: forwarding headers are not believed
 
