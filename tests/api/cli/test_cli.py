@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -162,31 +160,54 @@ def _committed_images(home: Path) -> int:
         return 0  # schema not created yet
 
 
+# The real `artefact` command, with ingest_manifest's own on_batch hook (for tests and progress UIs) telling
+# the test each commit on stdout and waiting for its word: the test picks the points where it kills.
+PAUSING_CLI = """
+import sys
+import artefact.index.ingest as ingest
+real = ingest.ingest_manifest
+def on_batch(committed):
+    print(committed, flush=True)
+    sys.stdin.readline()
+ingest.ingest_manifest = lambda *args, **kwargs: real(*args, **{**kwargs, "on_batch": on_batch})
+from artefact.api.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_killed_ingest_resumes_without_loss_or_duplicates(tmp_path: Path, tiny_config_dir: Path) -> None:
     """Each kill -9 keeps every committed batch, and the final run re-embeds exactly what was not committed."""
     images = tmp_path / "images"
-    n_objects, per_object = 60, 3
+    n_objects, per_object, batch = 60, 3, 4
     manifest = _make_inventory(images, n_objects, per_object)
     total = n_objects * per_object
     home = tmp_path / "home"
-    args = [sys.executable, "-m", "artefact.api.cli", "--home", str(home), *tiny_args(tiny_config_dir),
-            "index", "add", str(manifest), "--images", str(images), "--batch-size", "4", "--workers", "1", "-q"]
+    args = [sys.executable, "-c", PAUSING_CLI, "--home", str(home), *tiny_args(tiny_config_dir), "index", "add",
+            str(manifest), "--images", str(images), "--batch-size", str(batch), "--workers", "1", "-q"]
     committed = [0]  # images in the catalogue after each kill
-    for target in (10, 60, 120):  # kill -9 once at least this many images are committed
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 300
-        while _committed_images(home) < target and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if proc.poll() is None:
-            # Freeze it first, so the count read next is exactly what the kill leaves behind.
-            proc.send_signal(signal.SIGSTOP)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+    # kill -9 once this many images are committed: right after a commit, or once the next batch is under way
+    for stop_at, mid_batch in ((12, False), (60, True), (120, False)):
+        with (tmp_path / "ingest.err").open("ab") as err:
+            proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+        assert proc.stdin is not None and proc.stdout is not None
+        while True:
+            line = proc.stdout.readline()  # the run's own count of images it committed, said after each commit
+            assert line, f"the ingest ended before {stop_at} images were committed: {(tmp_path / 'ingest.err').read_text()}"
+            this_run = int(line)
+            if committed[-1] + this_run >= stop_at:
+                break
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        if mid_batch:  # let it go on: the kill lands while it decodes, embeds or commits the next batch
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        proc.kill()
+        proc.wait()
         after = _committed_images(home)
-        assert after >= committed[-1], f"a restart lost committed work: {committed} then {after}"
-        assert after <= total
+        said = committed[-1] + this_run  # what survives: all this run said it committed (and at most one more batch)
+        assert after in ((said, said + batch) if mid_batch else (said,)), f"{committed}, then {after}; the run said {this_run}"
         committed.append(after)
-    assert 0 < committed[-1] < total, f"the ingest was never interrupted mid-way: {committed}; make the inventory larger"
+    assert 0 < committed[-1] < total, committed
     final = run_cli("--home", str(home), *tiny_args(tiny_config_dir), "index", "add", str(manifest), "--images", str(images), "--json")
     report = json.loads(final.stdout)
     assert report["images_failed"] == 0
