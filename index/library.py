@@ -607,6 +607,9 @@ class Library:
         with self.catalogue.transaction():
             before = self.catalogue.set_status(object_id, status)
             self.catalogue.log_change(actor, "set-status", object_id, {"from": before, "to": status.lower()})
+        if self.store_choice.is_milvus and not self.store_choice.read_only and self.model is not None:
+            self.vectors  # noqa: B018 - opened if not yet: its rows take the new status now, not at the next search
+            self._sync_store_fields()
         return before
 
     # -- reports ----------------------------------------------------------------

@@ -89,6 +89,9 @@ def test_changes_made_by_another_library_reach_milvus_fields(tmp_path):
         with Library(tmp_path / "home") as other:  # as another process would: its own catalogue connection
             with other.writing():
                 other.set_status("S-0", "recovered")
+            rows = client_of(lib).query(lib.vectors.collection, filter='status == "recovered"', output_fields=["id"])
+            assert len(rows) == 1  # written by set_status itself, before any search
+            with other.writing():
                 with other.catalogue.transaction():  # a re-ingested record: new country, same photo
                     other.catalogue.upsert_object(ObjectRecord("S-1", {"status": "stolen", "country": "Greece"}))
         assert ids_of(search_vectors(lib, q, [IMAGE], k=10)) == ["S-1", "S-2", "S-3"]

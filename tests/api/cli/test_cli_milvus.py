@@ -65,7 +65,11 @@ def test_later_commands_use_the_remembered_store_and_answer_as_faiss_does(homes,
     assert "Index:    milvus" in out and "milvus-lite:vectors.db" in out
 
 
-def test_another_store_for_this_home_is_refused(homes, tiny_config_dir, capsys):
+def test_another_store_for_this_home_is_refused(homes, tiny_config_dir, capsys, monkeypatch):
+    monkeypatch.setenv("ARTEFACT_VECTOR_STORE", "milvus://elsewhere:19530")
+    rc, _, err = run(homes["milvus"], tiny_config_dir, capsys, "index", "stats")
+    assert rc == 1 and "not milvus://elsewhere:19530" in err
+    monkeypatch.delenv("ARTEFACT_VECTOR_STORE")
     rc, _, err = run(homes["milvus"], tiny_config_dir, capsys, "--vector-store", "faiss", "index", "stats")
     assert rc == 1 and "keeps its vectors in milvus-lite:vectors.db, not faiss" in err
     rc, _, err = run(homes["faiss"], tiny_config_dir, capsys, "index", "stats", "--vector-store", "milvus-lite:v.db")
