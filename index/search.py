@@ -12,7 +12,7 @@ import numpy as np
 from artefact.embed.images import DEFAULT_MAX_PIXELS, ImageSource
 from artefact.embed.models import ModelDescription
 from artefact.embed.preprocess import PreprocessConfig, load_photo
-from artefact.index.calibration import NO_MATCH, POSSIBLE, Calibration
+from artefact.index.calibration import NO_MATCH, POSSIBLE, STRONG_EVIDENCE, Calibration
 from artefact.index.catalogue import SearchFilters
 from artefact.index.library import Library
 from artefact.index.records import ImageRecord, ObjectRecord
@@ -97,6 +97,7 @@ class SearchResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     calibration: Calibration | None = None
     reranked: bool = False
+    strong_evidence: int = STRONG_EVIDENCE  # what `answer_order` was given (eval re-applies it)
 
     @property
     def close_matches(self) -> list[ObjectMatch]:
@@ -219,12 +220,18 @@ def search(
     rerank: int = DEFAULT_RERANK,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int | None = None,
+    strong_evidence: int = STRONG_EVIDENCE,
+    query_flip: bool = False,
 ) -> SearchResult:
     """Search with one or several photos of one object and/or a text description.
 
     Args:
         rerank: how many top candidates get geometric verification (0 = off).
         threshold: a similarity cut-off that overrides calibrated verdicts.
+        strong_evidence: verified correspondences below which verification may not
+            lift a candidate over a more similar one (0 = any verification may).
+        query_flip: test-time view: each query photo's vector is the mean of the
+            photo's and its mirror image's (measured in benchmarks/three_d; off by default).
 
     Raises:
         ImageDecodeError, ImageTooLargeError: an unusable photo.
@@ -238,16 +245,24 @@ def search(
     t0 = time.perf_counter()
     decoded = [load_photo(p, embedder.preprocess, max_pixels=max_pixels, max_bytes=max_bytes) for p in photos]
     t1 = time.perf_counter()
-    xq, kinds = embed_queries(embedder, [arr for _, arr in decoded], text)
+    xq, kinds = embed_queries(embedder, [arr for _, arr in decoded], text, flip=query_flip)
     t2 = time.perf_counter()
     return rank(library, xq, kinds, [img for img, _ in decoded], k=k, filters=filters, threshold=threshold,
-                rerank=rerank, timings={"decode": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3})
+                rerank=rerank, timings={"decode": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3},
+                strong_evidence=strong_evidence)
 
 
-def embed_queries(embedder: QueryEmbedder, arrays: Sequence[np.ndarray], text: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+def embed_queries(embedder: QueryEmbedder, arrays: Sequence[np.ndarray], text: Sequence[str],
+                  flip: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Query vectors (photos first, then texts) and their kinds; `flip` averages each photo with its mirror."""
     parts, kinds = [], []
     if len(arrays):
-        parts.append(embedder.embed_prepared(arrays))
+        if flip:  # one model batch: the photos, then their mirror images (HxWx3: flip the width axis)
+            x = embedder.embed_prepared([*arrays, *(np.ascontiguousarray(a[:, ::-1]) for a in arrays)])
+            x = x[: len(arrays)] + x[len(arrays) :]
+            parts.append(x / np.linalg.norm(x, axis=1, keepdims=True))
+        else:
+            parts.append(embedder.embed_prepared(arrays))
         kinds += [IMAGE] * len(arrays)
     if text:
         parts.append(embedder.embed_text(list(text)))
@@ -266,8 +281,10 @@ def rank(
     threshold: float | None = None,
     rerank: int = DEFAULT_RERANK,
     timings: dict[str, float] | None = None,
+    strong_evidence: int = STRONG_EVIDENCE,
 ) -> SearchResult:
-    """Embedding search, optional geometric re-ranking of the top candidates, then verdicts."""
+    """Embedding search, optional geometric re-ranking of the top candidates, then verdicts
+    (weak verification never overrides a better embedding order: `hold_weak_evidence`)."""
     timings = dict(timings or {})
     t0 = time.perf_counter()
     kind = library.local_features if rerank > 0 and query_images else None
@@ -281,17 +298,38 @@ def rank(
     calibration = None if threshold is not None else library.calibration(uses_inliers=bool(kind))
     if threshold is None:
         threshold = default_threshold(library.model)
+    if calibration is not None:
+        for m in matches:
+            m.probability = calibration.probability(m.score, m.inliers)
+        hold_weak_evidence(matches, strong_evidence)
     for m in matches:
         if calibration is not None:
-            m.probability = calibration.probability(m.score, m.inliers)
-            m.verdict = calibration.verdict(m.probability)
+            m.verdict = calibration.verdict(m.probability or 0.0)
         else:
             m.verdict = POSSIBLE if m.score >= threshold else NO_MATCH
-    matches = answer_order(matches, calibration, bool(kind))
-    return SearchResult(matches[:k], threshold, filters, timings, calibration, bool(kind))
+    matches = answer_order(matches, calibration, bool(kind), strong_evidence)
+    return SearchResult(matches[:k], threshold, filters, timings, calibration, bool(kind), strong_evidence)
 
 
-def answer_order(matches: Sequence[ObjectMatch], calibration: Calibration | None, reranked: bool) -> list[ObjectMatch]:
+def hold_weak_evidence(matches: Sequence[ObjectMatch], strong: int = STRONG_EVIDENCE) -> None:
+    """Weak verification never overrides a better embedding order.
+
+    A candidate verified with fewer than `strong` correspondences may not pass one
+    that is more similar: its probability is capped at the lowest probability of
+    every more similar candidate, and `answer_order` breaks that tie by similarity.
+    Strong evidence (or none sought) leaves the probability as calibrated.
+    """
+    floor = float("inf")
+    for m in sorted(matches, key=lambda m: (-m.score, m.record.object_id)):  # embedding order
+        if m.probability is None:
+            continue
+        if m.inliers is not None and m.inliers < strong and m.probability > floor:
+            m.probability = floor
+        floor = min(floor, m.probability)
+
+
+def answer_order(matches: Sequence[ObjectMatch], calibration: Calibration | None, reranked: bool,
+                 strong_evidence: int = STRONG_EVIDENCE) -> list[ObjectMatch]:
     """The order the service answers in: the one ordering shared by search and `artefact eval`.
 
     Calibrated: by probability; many unverified candidates share the calibration's
@@ -302,8 +340,14 @@ def answer_order(matches: Sequence[ObjectMatch], calibration: Calibration | None
     if calibration is not None:
         return sorted(matches, key=lambda m: (-(m.probability or 0.0), -m.score, m.record.object_id))
     if reranked:
-        return sorted(matches, key=lambda m: (-(m.score + 0.05 * np.log1p(m.inliers or 0)), m.record.object_id))
+        # Weak evidence (fewer than STRONG_EVIDENCE correspondences) adds nothing here either.
+        return sorted(matches, key=lambda m: (-(m.score + 0.05 * np.log1p(_strong_inliers(m, strong_evidence))),
+                                              m.record.object_id))
     return list(matches)
+
+
+def _strong_inliers(m: ObjectMatch, strong: int) -> int:
+    return m.inliers if m.inliers is not None and m.inliers >= strong else 0
 
 
 def verify_matches(library: Library, query_feats: Sequence[Features], matches: Sequence[ObjectMatch]) -> None:

@@ -38,7 +38,8 @@ DISTRACTOR_VIEWS = (40, 290)
 STONES = [f"T_Stone{i}" for i in range(1, 45)]
 WOODS = [f"T_Wood{i}" for i in range(1, 36)]
 MINERALS = ["Jade", "Red_Marble", "White_Marble", "Blood_Marble", "Blue_Agate", "Sapphire_Agate", "Brown_Agate",
-            "Pink_Granite", "PinkAlabaster"]  # pigments in textures.inc
+            "Pink_Granite", "PinkAlabaster"]  # in textures.inc: pigments, but for MINERAL_TEXTURES
+MINERAL_TEXTURES = {"PinkAlabaster"}
 # Plain materials of "one kind": terracotta, bronze-brown, bone, slate, black, ochre, celadon, chalk.
 PLAIN = [(0.62, 0.30, 0.18), (0.36, 0.24, 0.13), (0.86, 0.82, 0.72), (0.35, 0.38, 0.42), (0.08, 0.08, 0.09),
          (0.72, 0.55, 0.25), (0.55, 0.68, 0.58), (0.93, 0.93, 0.90)]
@@ -66,8 +67,10 @@ def _material(obj: Obj, rng: np.random.Generator) -> str:
             return f"texture {{ {rng.choice(STONES)} scale {rng.uniform(0.4, 1.0):.3f} rotate {turn} }}"
         if pick == 1:
             return f"texture {{ {rng.choice(WOODS)} scale {rng.uniform(0.15, 0.35):.3f} rotate {turn} }}"
-        return (f"texture {{ pigment {{ {rng.choice(MINERALS)} scale {rng.uniform(0.3, 0.8):.3f} rotate {turn} }} "
-                f"finish {{ diffuse 0.75 specular 0.15 }} }}")
+        mineral, scale = rng.choice(MINERALS), rng.uniform(0.3, 0.8)
+        if mineral in MINERAL_TEXTURES:
+            return f"texture {{ {mineral} scale {scale:.3f} rotate {turn} }}"
+        return f"texture {{ pigment {{ {mineral} scale {scale:.3f} rotate {turn} }} finish {{ diffuse 0.75 specular 0.15 }} }}"
     colour = np.clip(np.asarray(PLAIN[int(rng.integers(len(PLAIN)))]) + rng.normal(0, 0.03, 3), 0, 1)
     return f"texture {{ pigment {{ rgb {_v(colour)} }} finish {{ diffuse 0.8 specular {rng.uniform(0, 0.2):.2f} roughness 0.05 }} }}"
 

@@ -122,7 +122,8 @@ def query_result(q: Query, result: SearchResult | None, ms: float, error: str | 
     unverified candidates share the calibration's floor probability and the
     service orders those by similarity.
     """
-    matches = answer_order(result.matches, result.calibration, result.reranked) if result is not None else []
+    matches = (answer_order(result.matches, result.calibration, result.reranked, result.strong_evidence)
+               if result is not None else [])
     ids = [m.record.object_id for m in matches]
     # Confidence = the calibrated probability where the index has one, else the similarity.
     scores = [float(m.probability) if m.probability is not None else float(m.score) for m in matches]
