@@ -80,8 +80,15 @@ def write_qr(qr: segno.QRCode, path: Path) -> None:
     os.chmod(path, PRIVATE_FILE_MODE)
 
 
+def existing_key_store(settings: Settings) -> KeyStore:
+    """The home's key store for reading or revoking: a missing home is a usage error, not a new empty one."""
+    if not settings.paths.access.exists():
+        raise UsageError(f"no keys in {settings.home}: create one with `artefact keys create NAME --role ROLE`")
+    return KeyStore(settings.paths.access)
+
+
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    with closing(KeyStore(settings.paths.access)) as store:
+    with closing(existing_key_store(settings)) as store:
         keys = store.list()
     if args.json:
         print_json([k.__dict__ for k in keys])
@@ -96,7 +103,7 @@ def format_key(k: ApiKey) -> str:
 
 
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    with closing(KeyStore(settings.paths.access)) as store:
+    with closing(existing_key_store(settings)) as store:
         store.revoke(args.name)
     print(f"key {args.name} revoked")
     return EXIT_OK
