@@ -24,6 +24,12 @@ resident memory are those of a new process. Printed per kind:
   recall_at_10             image-level top 10 vs exact search (held-out perturbed catalogue photos)
   filtered_recall_at_10    the same among the country filter's photos
 
+With --features N the local-feature store's read time for re-ranking (20 candidates, and
+20 x 3 photos) is measured on a store of N photos of real-size records, cold and warm.
+--types flat-mem times flat search in memory over a compressed store's full vectors, for
+sizes where building and saving a flat store takes too long. Every stage is cached or
+resumable in --workdir (catalogue chunks, exact answers, the store build's checkpoints).
+
 With --recall-bench the project's recall benchmark (bench-build on data/sample, embedded
 by EfficientNet-Lite0) is indexed with --recall-distractors synthetic photos around it,
 and recall@1 of embedding search is reported for flat vs the compressed kind.
@@ -82,10 +88,14 @@ def build_catalogue(home: Path, shape: sd.Shape, n_photos: int, seed: int = 0) -
     t0 = time.perf_counter()
     cols = ", ".join(RECORD_FIELDS)
     marks = ", ".join("?" * len(RECORD_FIELDS))
-    objects = 0
+    # One transaction per chunk: a killed build resumes after the last chunk it committed.
+    objects = int(cat.db.execute("SELECT count(*) FROM objects").fetchone()[0])
+    if objects:
+        log(f"catalogue: resuming after {objects} objects")
     with cat.transaction():
         cat.set_model(model.to_dict())
-    for chunk in sd.synthetic_photos(shape, n_photos, seed=seed):
+    shown = time.perf_counter()
+    for chunk in sd.synthetic_photos(shape, n_photos, seed=seed, skip_objects=objects):
         with cat.transaction():
             obj_rows = []
             for o in range(chunk.first_object, chunk.first_object + chunk.n_objects):
@@ -103,7 +113,9 @@ def build_catalogue(home: Path, shape: sd.Shape, n_photos: int, seed: int = 0) -
                                "added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", img_rows)
             cat.bump_generation()
         objects += chunk.n_objects
-        log(f"catalogue: {objects} objects, {len(chunk.vectors)} photos more")
+        if time.perf_counter() - shown > 60:
+            shown = time.perf_counter()
+            log(f"catalogue: {objects} objects, photos up to {chunk.first_object + chunk.n_objects}")
     info = {"photos": n_photos, "objects": objects, "catalogue_s": round(time.perf_counter() - t0, 1),
             "catalogue_mb": round(Home(home).catalogue.stat().st_size / 1e6, 1)}
     cat.close()
@@ -141,6 +153,9 @@ def exact_truth(home: Path, xq: np.ndarray, filters: list[Any]) -> list[np.ndarr
             keep = np.ones(len(ids), bool) if a is None else np.isin(ids, a)
             s = np.hstack([best[n][0], S[:, keep]])
             i = np.hstack([best[n][1], np.broadcast_to(ids[keep], (len(xq), int(keep.sum())))])
+            if s.shape[1] > K:  # partition first: sorting 20k columns per chunk dominated at 1M
+                part = np.argpartition(-s, K - 1, axis=1)[:, :K]
+                s, i = np.take_along_axis(s, part, 1), np.take_along_axis(i, part, 1)
             top = np.argsort(-s, axis=1, kind="stable")[:, :K]
             best[n] = (np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1))
     cat.close()
@@ -210,10 +225,59 @@ def measure(home: Path, queries: Path, n_timed: int) -> dict[str, Any]:
     return out
 
 
+def measure_flat_in_memory(home: Path, queries: Path, n_timed: int) -> dict[str, Any]:
+    """Flat search where building a flat store is too slow here: the library's compressed store
+    stays on disk, its full vectors are copied into an exact in-memory FlatStore that then answers
+    the library's searches (the same `search_vectors` path, filters and all). Build, save and open
+    of a flat store are not measured (the issue measured 4.1 s to read a 1M x 1280 flat file)."""
+    from artefact.index.library import Library
+    from artefact.index.search import IMAGE, search_vectors
+    from artefact.index.stores.approximate import ApproximateStore
+    from artefact.index.stores.flat import FlatStore
+
+    data = np.load(queries)
+    xq = data["xq"]
+    filters = bench_filters(home)
+    lib = Library(home)
+    compressed = lib.vectors
+    assert isinstance(compressed, ApproximateStore), "build a compressed store first (--types ivf-pq)"
+    t0 = time.perf_counter()
+    flat = FlatStore(compressed.dim)
+    for ids, xb in compressed.full.iter_live(65536):
+        flat.add(ids, xb)
+        compressed.full.release()
+    out: dict[str, Any] = {"kind": "flat (in memory, from the full vectors)", "vectors": flat.ntotal,
+                           "fill_s": round(time.perf_counter() - t0, 1)}
+    lib._vectors = flat  # the library searches the flat store from here on
+    for name, f in filters.items():
+        times, cpu = [], []
+        for q in xq[:n_timed]:
+            t, c = time.perf_counter(), time.thread_time()
+            search_vectors(lib, q[None], [IMAGE], k=K, filters=f)
+            times.append((time.perf_counter() - t) * 1e3)
+            cpu.append((time.thread_time() - c) * 1e3)
+        out[f"{name}_p50_ms"] = round(float(np.percentile(times, 50)), 2)
+        out[f"{name}_p95_ms"] = round(float(np.percentile(times, 95)), 2)
+        out[f"{name}_cpu_p50_ms"] = round(float(np.percentile(cpu, 50)), 2)
+    out["search_p50_ms"], out["search_p95_ms"] = out["country_p50_ms"], out["country_p95_ms"]
+    out["recall_at_10"] = 1.0
+    after = rss_mib()
+    out.update({"rss_mb": round(after["VmRSS"], 1)})
+    return out
+
+
 def run_kind(home: Path, kind: str, queries: Path, n_timed: int, target: float) -> dict[str, Any]:
     from artefact.index.library import Library
     from artefact.index.stores import files
 
+    env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks")}
+    if kind == "flat-mem":
+        log(f"{home.name}: flat search in memory over the compressed store's full vectors")
+        res = subprocess.run([sys.executable, __file__, "--measure-flat-mem", str(home), str(queries), str(n_timed)],
+                             capture_output=True, text=True, env=env, check=False)
+        if res.returncode != 0:
+            raise SystemExit(f"measuring flat in memory failed:\n{res.stderr[-3000:]}")
+        return dict(json.loads(res.stdout))
     log(f"{home.name}: building {kind}")
     lib = Library(home)
     t0 = time.perf_counter()
@@ -233,7 +297,6 @@ def run_kind(home: Path, kind: str, queries: Path, n_timed: int, target: float) 
 
     gc.collect()
     log(f"  built in {build_s:.0f} s: {report.get('params')} recall {report.get('recall_at_10')}")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks")}
     res = subprocess.run([sys.executable, __file__, "--measure", str(home), str(queries), str(n_timed)],
                          capture_output=True, text=True, env=env, check=False)
     if res.returncode != 0:
@@ -307,10 +370,87 @@ def recall_bench(workdir: Path, shape: sd.Shape, distractors: int, kinds: list[s
     return out
 
 
+# -- local features at scale ------------------------------------------------------------------
+def features_read(workdir: Path, n_photos: int, samples: int = 100, keep_store: bool = False) -> dict[str, Any]:
+    """Read time of re-ranking's local features (20 candidates x 3 photos, and 20 photos) from a
+    FeatureStore of n_photos records, cold (the shards' pages dropped from the page cache with
+    posix_fadvise, this store's files only) and warm; the records are real SIFT features of the
+    project's sample photos (see bench_features_store.py), cycled, so their size is the real one."""
+    from artefact.index.features_store import FeatureStore
+    from artefact.index.verification import extract
+    from artefact.embed.preprocess import load_photo
+    from _common import load_model
+
+    folder = workdir / f"features-{n_photos}"
+    store = FeatureStore(folder)
+    t0 = time.perf_counter()
+    if len(store) < n_photos:
+        model = load_model("efficientnet-lite0", batch_size=16)
+        photos = sorted((REPO / "data" / "sample" / "images").rglob("*.jp*g"))[:60]
+        real = [extract(load_photo(p, model.preprocess)[0], "sift") for p in photos]
+        # The store's own write path (shards, fsync, offset log), but each of the few real records
+        # is encoded once: encoding a million copies of them would measure the CPU, not the store.
+        import artefact.index.features_store as fs
+
+        encoded = {id(f): fs.encode(f, store.keep, store.bits) for f in real}
+        real_encode = fs.encode
+        fs.encode = lambda f, keep=fs.KEEP, bits=fs.DESC_BITS: encoded.get(id(f)) or real_encode(f, keep, bits)  # type: ignore[assignment]
+        shown = time.perf_counter()
+        for start in range(len(store), n_photos, 2000):
+            store.put_many([(i, real[i % len(real)]) for i in range(start, min(start + 2000, n_photos))])
+            if time.perf_counter() - shown > 60:
+                shown = time.perf_counter()
+                log(f"features: {start + 2000} of {n_photos} photos written")
+        fs.encode = real_encode  # type: ignore[assignment]
+    write_s = time.perf_counter() - t0
+    store.close()
+    t0 = time.perf_counter()
+    store = FeatureStore(folder)  # opening: the offset log read into arrays
+    open_s = time.perf_counter() - t0
+    shards = sorted(folder.glob("shard-*.bin"))
+
+    def drop_cache() -> None:
+        for path in shards:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+    rng = np.random.default_rng(3)
+    out: dict[str, Any] = {"photos": len(store), "write_s": round(write_s, 1), "open_s": round(open_s, 3),
+                           **{k: v for k, v in store.stats().items() if k in ("bytes", "bytes_per_photo")}}
+    # Wall time includes waiting for a core on a loaded machine; the thread's CPU time does not
+    # (nor does it count waiting for the disk, which cold wall time minus warm shows).
+    for n in (20, 60):
+        times: dict[str, list[float]] = {"cold": [], "warm": [], "cold_cpu": [], "warm_cpu": []}
+        for _ in range(samples):
+            wanted = rng.choice(n_photos, n, replace=False).tolist()
+            drop_cache()
+            for name in ("cold", "warm"):
+                t, c = time.perf_counter(), time.thread_time()
+                got = store.get_many(wanted)
+                times[name].append((time.perf_counter() - t) * 1e3)
+                times[f"{name}_cpu"].append((time.thread_time() - c) * 1e3)
+                assert len(got) == n
+        for name, values in times.items():
+            out[f"read_{n}_{name}_p50_ms"] = round(float(np.percentile(values, 50)), 2)
+            if not name.endswith("cpu"):
+                out[f"read_{n}_{name}_p95_ms"] = round(float(np.percentile(values, 95)), 2)
+    store.close()
+    if not keep_store:
+        import shutil
+
+        shutil.rmtree(folder)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000", help="comma-separated photo counts (default 100000)")
-    ap.add_argument("--types", default="ivf-pq,flat", help="store kinds, in build order (default ivf-pq,flat)")
+    ap.add_argument("--types", default="ivf-pq,flat",
+                    help="store kinds, in build order (default ivf-pq,flat); flat-mem: flat search in memory over "
+                         "the compressed store's full vectors, for sizes where building a flat store takes too long")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/artefact-bench-scale"))
     ap.add_argument("--queries", type=int, default=300, help="held-out queries for recall")
@@ -319,15 +459,23 @@ def main() -> None:
     ap.add_argument("--target-recall", type=float, default=0.98)
     ap.add_argument("--recall-bench", action="store_true", help="also recall@1 on the project's benchmark")
     ap.add_argument("--recall-distractors", type=int, default=50_000)
+    ap.add_argument("--features", type=int, default=0, metavar="N",
+                    help="also the local-feature read time from a store of N photos (~12 KB each on disk)")
+    ap.add_argument("--keep-features", action="store_true", help="keep that store in --workdir afterwards")
     ap.add_argument("--measure", nargs=3, metavar=("HOME", "QUERIES", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--measure-flat-mem", nargs=3, metavar=("HOME", "QUERIES", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.measure_flat_mem:
+        m = args.measure_flat_mem
+        print(json.dumps(measure_flat_in_memory(Path(m[0]), Path(m[1]), int(m[2]))))
+        return
     if args.measure:
         print(json.dumps(measure(Path(args.measure[0]), Path(args.measure[1]), int(args.measure[2]))))
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     shape = sd.shape_of(*sd.real_embeddings(args.workdir / "real_embeddings.npz"))
     result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg()}, "sizes": {}}
-    for size in [int(s) for s in args.sizes.split(",")]:
+    for size in [int(s) for s in args.sizes.split(",") if s]:
         home = args.workdir / f"lib-{size}"
         info = build_catalogue(home, shape, size)
         qfile = home / "queries.npz"
@@ -338,14 +486,17 @@ def main() -> None:
             truth, truth_country = exact_truth(home, xq, [None, filters["country"]])
             np.savez(qfile, xq=xq, truth=truth, truth_country=truth_country)
         per_kind: dict[str, Any] = {}
-        for kind in args.types.split(","):
-            timed = args.flat_timed if kind == "flat" and size > 200_000 else args.timed
+        for kind in [k for k in args.types.split(",") if k]:  # --types "": catalogue and exact answers only
+            timed = args.flat_timed if kind.startswith("flat") and size > 200_000 else args.timed
             per_kind[kind] = run_kind(home, kind, qfile, timed, args.target_recall)
             log(f"{kind}: {json.dumps({k: v for k, v in per_kind[kind].items() if k != 'tuned'})}")
         result["sizes"][str(size)] = {"catalogue": info, "types": per_kind}
     if args.recall_bench:
         kinds = [k for k in ("flat", "ivf-pq") if k in args.types.split(",")] or ["flat", "ivf-pq"]
         result["recall_bench"] = recall_bench(args.workdir, shape, args.recall_distractors, kinds)
+    if args.features:
+        result["features"] = features_read(args.workdir, args.features, keep_store=args.keep_features)
+        log(f"features: {json.dumps(result['features'])}")
     result["machine"]["load_avg_end"] = os.getloadavg()
     if args.json:
         print(json.dumps(result, indent=2))
@@ -357,6 +508,8 @@ def main() -> None:
         print("  ".join(f"{c:>14}" for c in cols))
         for kind, m in r["types"].items():
             print("  ".join(f"{str(m.get(c, kind if c == 'kind' else '')):>14}" for c in cols))
+    if "features" in result:
+        print("\nlocal features:", json.dumps(result["features"]))
     if "recall_bench" in result:
         print("\nrecall benchmark:", json.dumps(result["recall_bench"]))
 

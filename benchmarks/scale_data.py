@@ -101,10 +101,16 @@ def photos_per_object(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.choice(np.arange(1, 7), size=n, p=[0.15, 0.25, 0.25, 0.15, 0.12, 0.08])
 
 
-def synthetic_photos(shape: Shape, n_photos: int, seed: int = 0, chunk_objects: int = 20_000,
-                     photo_noise: float = 1.0, iso_noise: float = 0.004) -> Iterator[Chunk]:
-    """Yield chunks of a catalogue of about n_photos photos (exactly n_photos in total)."""
+def synthetic_photos(shape: Shape, n_photos: int, seed: int = 0, chunk_objects: int = 5_000,
+                     photo_noise: float = 1.0, iso_noise: float = 0.004, skip_objects: int = 0) -> Iterator[Chunk]:
+    """Yield chunks of a catalogue of about n_photos photos (exactly n_photos in total).
+
+    Computed in float32 in chunks of a few thousand objects (~14k photos, ~70 MB a matrix),
+    so that a million photos are made in bounded memory. Chunks wholly before
+    `skip_objects` are not computed (a resumed build), only counted.
+    """
     d = shape.dim
+    mean, offsets, residuals = (a.astype(np.float32) for a in (shape.mean, shape.offsets, shape.residuals))
     made = 0
     obj = 0
     block = 0
@@ -116,22 +122,28 @@ def synthetic_photos(shape: Shape, n_photos: int, seed: int = 0, chunk_objects: 
         if len(counts) == 0:
             counts = np.asarray([n_photos - made])
         n_obj = len(counts)
+        if obj + n_obj <= skip_objects:
+            made += int(counts.sum())
+            obj += n_obj
+            continue
         # An object = the mean + a mix of 2-3 real object offsets + part of a real residual.
         picks = rng.integers(0, len(shape.offsets), size=(n_obj, 3))
         weights = rng.normal(0.55, 0.25, size=(n_obj, 3)) * (rng.random((n_obj, 3)) < [1, 1, 0.5])
-        centres = shape.mean + np.einsum("oj,ojd->od", weights, shape.offsets[picks])
-        centres += 0.6 * shape.residuals[rng.integers(0, len(shape.residuals), n_obj)]
+        centres = mean + np.einsum("oj,ojd->od", weights.astype(np.float32), offsets[picks])
+        centres += 0.6 * residuals[rng.integers(0, len(residuals), n_obj)]
         owner = np.repeat(np.arange(n_obj), counts)
         n = len(owner)
         # A photo = its object + a blend of two real within-object residuals + isotropic noise.
-        ra = shape.residuals[rng.integers(0, len(shape.residuals), n)]
-        rb = shape.residuals[rng.integers(0, len(shape.residuals), n)]
-        theta = rng.uniform(0, np.pi / 2, size=(n, 1))
-        x = centres[owner] + photo_noise * (np.cos(theta) * ra + np.sin(theta) * rb)
-        x += rng.normal(0, iso_noise, size=(n, d))
+        ia = rng.integers(0, len(residuals), n)
+        ib = rng.integers(0, len(residuals), n)
+        theta = rng.uniform(0, np.pi / 2, size=(n, 1)).astype(np.float32)
+        x = centres[owner]
+        x += photo_noise * np.cos(theta) * residuals[ia]
+        x += photo_noise * np.sin(theta) * residuals[ib]
+        x += rng.normal(0, iso_noise, size=(n, d)).astype(np.float32)
         np.maximum(x, 0, out=x)
         x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        yield Chunk(owner + obj, x.astype(np.float32), obj, n_obj)
+        yield Chunk(owner + obj, x, obj, n_obj)
         made += n
         obj += n_obj
 
