@@ -28,7 +28,6 @@ from artefact.index.errors import (
     RecordError,
 )
 from artefact.index.stores.milvus import StoreUnavailableError
-from artefact.index.stores.milvus import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,6 @@ ERROR_STATUS: tuple[tuple[type[ArtefactError], int], ...] = (
     (FontMissing, 503),
     (LangTableError, 500),
     (IndexRebuildingError, 503),
-    (StoreUnavailableError, 503),  # the Milvus server (or Lite file) cannot be reached now
     (StoreUnavailableError, 503),  # the Milvus server (or Lite file) cannot be reached now
     (TooManyPhotos, 413),
     (ImageTooLargeError, 413),
