@@ -19,6 +19,10 @@ class IndexRebuildingError(CatalogueError):
     """The vector index differed from the catalogue and is being rebuilt from it; try again shortly."""
 
 
+class ReadOnlyHomeError(CatalogueError):
+    """A search server's home (its vectors read-only from a shared Milvus collection) was asked to write."""
+
+
 class RecordError(CatalogueError):
     """An object record breaks the rules for ids or field values (see index/records.py)."""
 

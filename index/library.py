@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from artefact.index.errors import CatalogueError, IndexMismatchError, IndexRebuildingError
+from artefact.index.errors import CatalogueError, IndexMismatchError, IndexRebuildingError, ReadOnlyHomeError
 from artefact.embed.fileio import private_dir
 from artefact.embed.models import ModelDescription
 from artefact.embed.runtimes.variants import agreement_problem
@@ -142,7 +142,15 @@ class Library:
     # -- writer lock ------------------------------------------------------------
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """Exclusive writer lock across processes (two ingests must not interleave)."""
+        """Exclusive writer lock across processes (two ingests must not interleave).
+
+        A search server's home reads its vectors from a collection the writer host fills: every
+        write is refused here, before any catalogue row changes (a bundle import is how it moves on).
+        """
+        if self.store_choice.read_only:
+            raise ReadOnlyHomeError(
+                f"{self.home} is a search server: it reads its vectors read-only ({self.store_choice.spec}); "
+                "add, change and remove objects on the writer host, then import its bundle here")
         fd = os.open(str(self.paths.write_lock), os.O_CREAT | os.O_RDWR, 0o644)
         try:
             try:

@@ -25,6 +25,7 @@ from artefact.index.errors import (
     IndexMismatchError,
     IndexRebuildingError,
     ObjectNotFoundError,
+    ReadOnlyHomeError,
     RecordError,
 )
 from artefact.index.stores.milvus import StoreUnavailableError
@@ -92,6 +93,7 @@ ERROR_STATUS: tuple[tuple[type[ArtefactError], int], ...] = (
     (ImageDecodeError, 422),
     (ImageAspectError, 422),
     (RecordError, 422),
+    (ReadOnlyHomeError, 409),  # a curator's change sent to a search server instead of the writer host
     (ObjectNotFoundError, 404),
     (ImageNotFoundError, 404),
     (ObjectExistsError, 409),

@@ -19,6 +19,7 @@ from artefact.index.library import Library  # noqa: E402
 from artefact.index.records import ObjectRecord  # noqa: E402
 from artefact.index.search import IMAGE, search_vectors  # noqa: E402
 from artefact.index.stores.base import StoreError  # noqa: E402
+from artefact.index.errors import ReadOnlyHomeError  # noqa: E402
 from artefact.index.stores.choice import StoreChoiceError, parse_choice, remembered, settle  # noqa: E402
 from artefact.index.stores.milvus import MilvusStore, collection_name, filter_expression, quote  # noqa: E402
 
@@ -229,6 +230,12 @@ def test_a_search_server_reads_the_writers_collection_and_never_writes_it(tmp_pa
                 reader.repair()
             with pytest.raises(StoreError, match="read-only"):
                 reader.vectors.add(np.asarray([999], np.int64), basis(1)[None])
+            # A write is refused before any catalogue row changes, not after the rows are committed.
+            for write in (lambda: reader.remove_object("W-1"), lambda: reader.set_status("W-1", "recovered")):
+                with pytest.raises(ReadOnlyHomeError, match="search server"):
+                    with reader.writing():
+                        write()
+            assert reader.catalogue.get_object("W-1") is not None
         rows_after = sorted(r["id"] for r in client_of(writer).query(collection, filter="id >= 0", output_fields=["id"]))
         assert rows_after == rows_before  # the stale copy re-added nothing (W-3) and deleted nothing (W-NEW)
         assert ids_of(search_vectors(writer, q, [IMAGE], k=10)) == ["W-NEW", "W-1", "W-2"]
