@@ -183,7 +183,6 @@ def bench_filters(home: Path) -> dict[str, Any]:
 def measure(home: Path, queries: Path, n_timed: int) -> dict[str, Any]:
     """Run in a new process: open, search with each filter, recall against the exact answers."""
     from artefact.index.library import Library
-    from artefact.index.search import IMAGE, search_vectors
 
     data = np.load(queries)
     xq, truth, truth_country = data["xq"], data["truth"], data["truth_country"]
@@ -201,17 +200,7 @@ def measure(home: Path, queries: Path, n_timed: int) -> dict[str, Any]:
     for name, f in filters.items():
         sel = lib.selection(f)
         out[f"{name}_selected"] = store.ntotal if sel is None else sel.count
-        times, cpu = [], []
-        for q in xq[:n_timed]:
-            t, c = time.perf_counter(), time.thread_time()
-            search_vectors(lib, q[None], [IMAGE], k=K, filters=f)
-            times.append((time.perf_counter() - t) * 1e3)
-            cpu.append((time.thread_time() - c) * 1e3)
-        out[f"{name}_p50_ms"] = round(float(np.percentile(times, 50)), 2)
-        out[f"{name}_p95_ms"] = round(float(np.percentile(times, 95)), 2)
-        # CPU time of the searching thread: what the search costs when other work shares the cores.
-        out[f"{name}_cpu_p50_ms"] = round(float(np.percentile(cpu, 50)), 2)
-    out["search_p50_ms"], out["search_p95_ms"] = out["country_p50_ms"], out["country_p95_ms"]
+    out.update(time_searches(lib, xq[:n_timed], filters))
     hits = store.search(xq, K)
     out["recall_at_10"] = round(float(np.mean([len(np.intersect1d(i, t)) / K for (_, i), t in zip(hits, truth)])), 4)
     sel = lib.selection(filters["country"])
@@ -225,13 +214,32 @@ def measure(home: Path, queries: Path, n_timed: int) -> dict[str, Any]:
     return out
 
 
+def time_searches(lib: Any, xq: np.ndarray, filters: dict[str, Any]) -> dict[str, float]:
+    """Wall and CPU p50/p95 of one-at-a-time library searches, per named filter; `search_*` is the country filter's."""
+    from artefact.index.search import IMAGE, search_vectors
+
+    out: dict[str, float] = {}
+    for name, f in filters.items():
+        times, cpu = [], []
+        for q in xq:
+            t, c = time.perf_counter(), time.thread_time()
+            search_vectors(lib, q[None], [IMAGE], k=K, filters=f)
+            times.append((time.perf_counter() - t) * 1e3)
+            cpu.append((time.thread_time() - c) * 1e3)
+        out[f"{name}_p50_ms"] = round(float(np.percentile(times, 50)), 2)
+        out[f"{name}_p95_ms"] = round(float(np.percentile(times, 95)), 2)
+        # CPU time of the searching thread: what the search costs when other work shares the cores.
+        out[f"{name}_cpu_p50_ms"] = round(float(np.percentile(cpu, 50)), 2)
+    out["search_p50_ms"], out["search_p95_ms"] = out["country_p50_ms"], out["country_p95_ms"]
+    return out
+
+
 def measure_flat_in_memory(home: Path, queries: Path, n_timed: int) -> dict[str, Any]:
     """Flat search where building a flat store is too slow here: the library's compressed store
     stays on disk, its full vectors are copied into an exact in-memory FlatStore that then answers
     the library's searches (the same `search_vectors` path, filters and all). Build, save and open
     of a flat store are not measured (the issue measured 4.1 s to read a 1M x 1280 flat file)."""
     from artefact.index.library import Library
-    from artefact.index.search import IMAGE, search_vectors
     from artefact.index.stores.approximate import ApproximateStore
     from artefact.index.stores.flat import FlatStore
 
@@ -249,17 +257,7 @@ def measure_flat_in_memory(home: Path, queries: Path, n_timed: int) -> dict[str,
     out: dict[str, Any] = {"kind": "flat (in memory, from the full vectors)", "vectors": flat.ntotal,
                            "fill_s": round(time.perf_counter() - t0, 1)}
     lib._vectors = flat  # the library searches the flat store from here on
-    for name, f in filters.items():
-        times, cpu = [], []
-        for q in xq[:n_timed]:
-            t, c = time.perf_counter(), time.thread_time()
-            search_vectors(lib, q[None], [IMAGE], k=K, filters=f)
-            times.append((time.perf_counter() - t) * 1e3)
-            cpu.append((time.thread_time() - c) * 1e3)
-        out[f"{name}_p50_ms"] = round(float(np.percentile(times, 50)), 2)
-        out[f"{name}_p95_ms"] = round(float(np.percentile(times, 95)), 2)
-        out[f"{name}_cpu_p50_ms"] = round(float(np.percentile(cpu, 50)), 2)
-    out["search_p50_ms"], out["search_p95_ms"] = out["country_p50_ms"], out["country_p95_ms"]
+    out.update(time_searches(lib, xq[:n_timed], filters))
     out["recall_at_10"] = 1.0
     after = rss_mib()
     out.update({"rss_mb": round(after["VmRSS"], 1)})
