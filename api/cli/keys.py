@@ -81,15 +81,17 @@ def write_qr(qr: segno.QRCode, path: Path) -> None:
 
 
 def existing_key_store(settings: Settings) -> KeyStore:
-    """The home's key store for reading or revoking: a missing home is a usage error, not a new empty one."""
+    """The home's key store for revoking: a home without keys is a usage error, not a new empty store."""
     if not settings.paths.access.exists():
         raise UsageError(f"no keys in {settings.home}: create one with `artefact keys create NAME --role ROLE`")
     return KeyStore(settings.paths.access)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    with closing(existing_key_store(settings)) as store:
-        keys = store.list()
+    keys: list[ApiKey] = []
+    if settings.paths.access.exists():  # listing never creates the home or its key store
+        with closing(KeyStore(settings.paths.access)) as store:
+            keys = store.list()
     if args.json:
         print_json([k.__dict__ for k in keys])
     elif keys:
