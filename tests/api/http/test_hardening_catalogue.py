@@ -150,12 +150,16 @@ def test_delete_removes_uploaded_photos_thumbnails_and_evidence(server, helpers)
     assert len(thumbs) == 2
     top = _search(officer, helpers, photo_a)["matches"][0]
     assert top["object"]["id"] == "HARD-DEL-1" and top["evidence_url"], top
-    evidence = [p for p in home.evidence.iterdir() if p.name.startswith(top["evidence_url"].split("/")[3])]
-    assert len(evidence) == 1
+    search_files = [p for p in home.evidence.iterdir() if p.name.startswith(top["evidence_url"].split("/")[3])]
+    # The match's evidence image, and the search's own reduced query photo (kept for its sheet).
+    evidence = [p for p in search_files if "-q" not in p.name]
+    query_photos = [p for p in search_files if "-q" in p.name]
+    assert len(evidence) == 1 and len(query_photos) == 1
 
     assert curator.delete("/v1/objects/HARD-DEL-1").status_code == 200
     leftovers = [p for p in uploads + thumbs + evidence if p.exists()]
     assert not leftovers, leftovers
+    assert query_photos[0].is_file()  # the officer's photo belongs to the search record, not to the object
     assert not uploads[0].parent.exists()  # the object's upload folder goes too
 
 
