@@ -5,9 +5,7 @@ rebuilds under the writer lock."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import shutil
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from artefact.index.ingest import ingest_manifest
 from artefact.index.library import Library
 from artefact.index.vectors import manifest_path
 
+from home_snapshot import home_snapshot
 from index_helpers import SAMPLE_CSV, SAMPLE_IMAGES
 
 
@@ -94,21 +93,6 @@ def assert_matches_catalogue(lib: Library) -> None:
             assert I[0] == i
 
 
-def snapshot(home: Path) -> dict[str, object]:
-    """Every file's content hash and mtime, and the catalogue by content (SQLite may fold its WAL
-    into the main file when a connection closes: its bookkeeping, not a write of ours)."""
-    out: dict[str, object] = {}
-    for p in sorted(home.rglob("*")):
-        if p.is_file() and not p.name.startswith("catalogue.sqlite") and not p.name.endswith(".lock"):
-            out[str(p.relative_to(home))] = (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-    db = sqlite3.connect(f"file:{home / 'catalogue.sqlite'}?mode=ro", uri=True)
-    try:
-        out["catalogue"] = "\n".join(db.iterdump())
-    finally:
-        db.close()
-    return out
-
-
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.__name__)
 def test_a_damaged_index_comes_back_from_the_catalogue_on_open(home, built, fault):
     fault(home, built)
@@ -144,14 +128,14 @@ def test_a_healthy_index_is_not_rebuilt(home, built):
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.__name__)
 def test_check_reports_and_writes_nothing(home, built, fault):
     name = fault(home, built)
-    before = snapshot(home)
+    before = home_snapshot(home)
     with Library(home) as lib:
         generation = lib.catalogue.generation
         problems = lib.check()
         assert lib.catalogue.generation == generation
     assert problems, name
     assert any(word in " ".join(problems) for word in ("unreadable", "missing", "holds", "vectors")), problems
-    assert snapshot(home) == before
+    assert home_snapshot(home) == before
 
 
 def test_check_of_an_old_index_with_its_old_manifest_writes_nothing(home, built):
@@ -159,22 +143,22 @@ def test_check_of_an_old_index_with_its_old_manifest_writes_nothing(home, built)
     paths = Home(home)
     paths.vectors.write_bytes(built.old_index)
     manifest_path(paths.vectors).write_bytes(built.old_manifest)
-    before = snapshot(home)
+    before = home_snapshot(home)
     with Library(home) as lib:
         problems = lib.check()
     assert problems and any("behind" in p or "no vector" in p for p in problems), problems
-    assert snapshot(home) == before
+    assert home_snapshot(home) == before
 
 
 def test_repair_rebuilds_under_the_writer_lock(home, built):
     truncate(home, built)
-    before = snapshot(home)
+    before = home_snapshot(home)
     with Library(home) as holder, holder.writing():  # another writer (an ingest) is at work
         with Library(home) as lib:
             with pytest.raises(CatalogueError) as err:
                 lib.repair()
             assert "writing" in str(err.value)
-    assert snapshot(home) == before
+    assert home_snapshot(home) == before
     with Library(home) as lib:
         report = lib.repair()
         assert report["before"] and report["after"] == []

@@ -3,10 +3,8 @@ catalogue under the writer lock (issue 10, finding 8)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from artefact.api.cli import main
 from artefact.index.home import Home
 from artefact.index.library import Library
+from home_snapshot import home_snapshot
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "data" / "sample"
@@ -36,21 +35,6 @@ def home(indexed: Path, tmp_path: Path) -> Path:
     return target
 
 
-def files(home: Path) -> dict[str, object]:
-    """The vector files byte for byte, and the catalogue by content (SQLite may fold its WAL
-    into the main file when a connection closes: bookkeeping, not a write of ours)."""
-    out: dict[str, object] = {
-        str(p.relative_to(home)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-        for p in sorted(home.rglob("*"))
-        if p.is_file() and not p.name.startswith("catalogue.sqlite") and not p.name.endswith(".lock")}
-    db = sqlite3.connect(f"file:{home / 'catalogue.sqlite'}?mode=ro", uri=True)
-    try:
-        out["catalogue"] = "\n".join(db.iterdump())
-    finally:
-        db.close()
-    return out
-
-
 def run(home: Path, config_dir: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     capsys.readouterr()
     rc = main(["--home", str(home), *tiny(config_dir), *argv])
@@ -61,15 +45,15 @@ def run(home: Path, config_dir: Path, capsys: pytest.CaptureFixture[str], *argv:
 def test_check_reports_a_truncated_index_and_writes_nothing(home, tiny_config_dir, capsys):
     vectors = Home(home).vectors
     vectors.write_bytes(vectors.read_bytes()[:500])
-    before = files(home)
+    before = home_snapshot(home)
     rc, out, err = run(home, tiny_config_dir, capsys, "index", "check")
     assert rc == 1
     assert "PROBLEM: vector index unreadable" in out and "--repair" in err
     assert all(line.startswith("PROBLEM: ") for line in out.splitlines())
-    assert files(home) == before
+    assert home_snapshot(home) == before
     rc, out, _ = run(home, tiny_config_dir, capsys, "index", "check", "--json")
     assert rc == 1 and json.loads(out)["ok"] is False
-    assert files(home) == before
+    assert home_snapshot(home) == before
 
 
 def test_check_repair_rebuilds_and_then_check_is_clean(home, tiny_config_dir, capsys):
@@ -84,10 +68,10 @@ def test_check_repair_rebuilds_and_then_check_is_clean(home, tiny_config_dir, ca
 
 def test_check_repair_waits_for_no_writer(home, tiny_config_dir, capsys):
     Home(home).vectors.unlink()
-    before = files(home)
+    before = home_snapshot(home)
     with Library(home) as other, other.writing():  # an ingest at work
         capsys.readouterr()
         rc = main(["--home", str(home), *tiny(tiny_config_dir), "index", "check", "--repair"])
         err = capsys.readouterr().err
     assert rc != 0 and "writing" in err
-    assert files(home) == before
+    assert home_snapshot(home) == before
