@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 ray = pytest.importorskip("ray")
 
@@ -23,6 +21,7 @@ from artefact.index.library import Library
 from artefact.index.search import search
 
 from index_helpers import SAMPLE_CSV, SAMPLE_IMAGES, SAMPLE_QUERIES
+from random_inventory import committed_images, random_inventory
 from test_ingest import check_bad_report, make_bad_catalogue
 
 
@@ -89,41 +88,17 @@ def test_bad_rows_are_reported_and_skipped_as_in_process_from_a_file_uri(tmp_pat
         assert set(vectors_by_path(distributed)) == set(vectors_by_path(local))
 
 
-def _inventory(root: Path, n_objects: int, per_object: int) -> Path:
-    rng = np.random.default_rng(11)
-    rows = ["id,title,status,images"]
-    for o in range(n_objects):
-        refs = []
-        for p in range(per_object):
-            rel = f"obj{o:03d}/{p}.jpg"
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(root / rel, quality=90)
-            refs.append(rel)
-        rows.append(f"OBJ-{o:03d},Object {o},stolen,{';'.join(refs)}")
-    manifest = root / "manifest.csv"
-    manifest.write_text("\n".join(rows) + "\n")
-    return manifest
-
-
-def _committed(home: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{home / 'catalogue.sqlite'}?mode=ro", uri=True, timeout=5) as con:
-            return int(con.execute("SELECT count(*) FROM images").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0  # not created yet
-
-
 def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path, ray_address, tiny_config_dir):
     images, home = tmp_path / "images", tmp_path / "home"
     total = 40 * 2
-    manifest = _inventory(images, 40, 2)
+    manifest = random_inventory(images, 40, 2, seed=11)
     cli = [sys.executable, "-m", "artefact.api.cli", "--home", str(home), "--backend", "open_clip", "--model", "tiny-clip",
            "--pretrained", "none", "--model-config-dir", str(tiny_config_dir), "index", "add", str(manifest),
            "--images", str(images), "--ray", ray_address, "--ray-actors", "1", "--ray-batch-size", "4",
            "--batch-size", "4", "--local-features", "none"]
     proc = subprocess.Popen([*cli, "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 400
-    while _committed(home) < 8 and proc.poll() is None and time.monotonic() < deadline:
+    while committed_images(home) < 8 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert proc.poll() is None, f"the driver ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
     # Freeze it first, so the count read next is exactly what the kill leaves behind.
@@ -131,7 +106,7 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path, ray_address,
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
-    committed = _committed(home)
+    committed = committed_images(home)
     assert 8 <= committed < total, committed
     rerun = subprocess.run([*cli, "--json"], capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -152,7 +127,7 @@ def test_a_lost_actor_is_replaced_and_nothing_is_lost_or_duplicated(tmp_path, ra
     psutil = pytest.importorskip("psutil")
     images = tmp_path / "images"
     total = 30 * 2
-    manifest = _inventory(images, 30, 2)
+    manifest = random_inventory(images, 30, 2, seed=11)
     killed: list[int] = []
     replacements: set[int] = set()
 

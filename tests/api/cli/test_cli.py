@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from random_inventory import committed_images, random_inventory
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "data" / "sample"
@@ -132,34 +132,6 @@ def test_model_mismatch_is_refused(sample_home: Path, tiny_config_dir: Path) -> 
     assert "was built with efficientnet_lite0" in proc.stderr and "tiny-clip" in proc.stderr
 
 
-def _make_inventory(root: Path, n_objects: int, per_object: int) -> Path:
-    rng = np.random.default_rng(7)
-    rows = ["id,title,status,images"]
-    for o in range(n_objects):
-        refs = []
-        for p in range(per_object):
-            arr = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-            rel = f"obj{o:03d}/{p}.jpg"
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(arr).save(root / rel, quality=90)
-            refs.append(rel)
-        rows.append(f"OBJ-{o:03d},Object {o},stolen,{';'.join(refs)}")
-    manifest = root / "manifest.csv"
-    manifest.write_text("\n".join(rows) + "\n")
-    return manifest
-
-
-def _committed_images(home: Path) -> int:
-    db = home / "catalogue.sqlite"
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
-            return int(con.execute("SELECT count(*) FROM images").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0  # schema not created yet
-
-
 # The real `artefact` command, with ingest_manifest's own on_batch hook (for tests and progress UIs) telling
 # the test each commit on stdout and waiting for its word: the test picks the points where it kills.
 PAUSING_CLI = """
@@ -179,7 +151,7 @@ def test_killed_ingest_resumes_without_loss_or_duplicates(tmp_path: Path, tiny_c
     """Each kill -9 keeps every committed batch, and the final run re-embeds exactly what was not committed."""
     images = tmp_path / "images"
     n_objects, per_object, batch = 60, 3, 4
-    manifest = _make_inventory(images, n_objects, per_object)
+    manifest = random_inventory(images, n_objects, per_object, seed=7)
     total = n_objects * per_object
     home = tmp_path / "home"
     args = [sys.executable, "-c", PAUSING_CLI, "--home", str(home), *tiny_args(tiny_config_dir), "index", "add",
@@ -203,7 +175,7 @@ def test_killed_ingest_resumes_without_loss_or_duplicates(tmp_path: Path, tiny_c
             proc.stdin.flush()
         proc.kill()
         proc.wait()
-        after = _committed_images(home)
+        after = committed_images(home)
         said = committed[-1] + this_run  # what survives: all this run said it committed (and at most one more batch)
         assert after in ((said, said + batch) if mid_batch else (said,)), f"{committed}, then {after}; the run said {this_run}"
         committed.append(after)
