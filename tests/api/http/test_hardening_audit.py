@@ -161,7 +161,7 @@ def test_a_rehashed_forgery_still_breaks_at_the_next_row(tmp_path: Path) -> None
 
 def test_an_inserted_search_record_is_found(tmp_path: Path) -> None:
     audit, ids = _filled(tmp_path)
-    _tamper(audit, "INSERT INTO searches SELECT 'f' || substr(search_id, 2), at, key_name, kind, query, filters, k, "
+    _tamper(audit, "INSERT INTO searches SELECT 'forged-' || search_id, at, key_name, kind, query, filters, k, "
                    "threshold, verdict, results, model, photos_kept, NULL FROM searches WHERE search_id = ?", ids[0])
     check = audit.verify()
     assert not check.ok and "not in the chain" in (check.problem or ""), check

@@ -24,6 +24,8 @@ def test_show_hide_and_paste(visit: Any, web_home: tuple[Path, dict[str, str]]) 
     assert v.page.get_attribute("#key-input", "type") == "password"
     v.page.evaluate("k => navigator.clipboard.writeText(k)", keys["officer"])
     v.page.tap("#key-paste")
+    # the clipboard read is asynchronous: wait (up to the default timeout) for the field to take the pasted key
+    v.page.wait_for_function("key => document.querySelector('#key-input').value === key", arg=keys["officer"])
     assert v.page.input_value("#key-input") == keys["officer"]
     v.page.tap("#key-show")
     assert v.page.get_attribute("#key-input", "type") == "text"
