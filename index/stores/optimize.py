@@ -352,8 +352,8 @@ def tune(store: VectorStore, target: float, holdout: int = 300, k: int = RECALL_
         knob, values = "ef_search", list(EF_SEARCHES)
     tried: list[Measured] = []
     for shortlist in SHORTLISTS:
-        if shortlist > 2 * store.ntotal:
-            break
+        if tried and shortlist > 2 * store.ntotal:  # wider shortlists only re-score the same rows (a small store
+            break  # still gets the first one measured: nothing tried left `optimize` without parameters)
         for v in values:  # recall grows with the scan: stop at the first width that reaches the target
             store.params.update({knob: v, "shortlist": shortlist})
             r = recall_of(store, xq, qids, truth, k)

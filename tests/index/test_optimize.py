@@ -236,3 +236,15 @@ def test_a_killed_build_resumes_and_the_old_store_serves_meanwhile(tmp_path, mon
     assert lib.vectors.kind == "ivf-pq" and lib.check() == []
     assert not opt.files.build_folder(lib.index_path).exists()
     lib.close()
+
+
+def test_optimize_tunes_a_store_smaller_than_any_shortlist(tmp_path: Path) -> None:
+    """A pinned HNSW on a few dozen photos: tuning measures the first shortlist (it used to try none and fail)."""
+    objects = photos(np.random.default_rng(5), 20)
+    lib = new_library(tmp_path / "home", objects)
+    try:
+        report = lib.optimize("hnsw")
+        assert report["kind"] == "hnsw" and report["recall_at_10"] >= 0.95, report
+        assert lib.stats()["index"]["params"]["shortlist"] == opt.SHORTLISTS[0]
+    finally:
+        lib.close()
