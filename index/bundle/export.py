@@ -34,6 +34,7 @@ from artefact.index.bundle.signing import key_id, load_private_key, signature_by
 from artefact.index.catalogue import Catalogue
 from artefact.index.home import Home
 from artefact.index.library import Library
+from artefact.index.stores import files as store_files
 
 log = logging.getLogger(__name__)
 
@@ -114,26 +115,35 @@ def _part(path: Path, bundle_path: str, role: str) -> tuple[Part, Path]:
     return Part(bundle_path, role, path.stat().st_size, _sha256(path)), path
 
 
-def _stage_vectors(home: Home, staging: Path) -> None:
-    """Vectors for the snapshot: the home's index file, reconciled by id with the snapshot's rows.
+def _stage_vectors(home: Home, staging: Path) -> set[str]:
+    """Vectors for the snapshot: the home's store as built (any kind), reconciled by id with the snapshot.
 
-    The file is copied, not rebuilt (fast for any store type); its recorded generation is
-    dropped so that opening reconciles it with exactly the snapshot, whatever moment it was
-    saved at.
+    The store's files are linked or copied, not rebuilt (a tuned IVF-PQ or HNSW store travels
+    with its training and parameters, file for file). A store saved at another generation than
+    the snapshot's (a write came between them) has its generation dropped, so that opening
+    reconciles it by id with exactly the snapshot and saves the difference.
+
+    Returns:
+        The names of the store files in the staging folder, manifest included.
     """
     source = home.current_catalogue().parent / home.vectors.name
-    source_manifest = source.with_suffix(".json")
-    if source.is_file() and source_manifest.is_file():
-        shutil.copyfile(source, staging / home.vectors.name)
-        manifest = json.loads(source_manifest.read_text())
-        manifest["generation"] = -1
-        (staging / home.vectors_manifest.name).write_text(json.dumps(manifest))
+    store_files.copy_store(source, staging)
+    staged = staging / home.vectors.name
+    manifest = store_files.read_manifest(staged)
+    db = rows.connect(staging / home.catalogue.name)
+    try:
+        snapshot_generation = rows.state(db)["generation"]
+    finally:
+        db.close()
+    if manifest is not None and manifest.get("generation") != snapshot_generation:
+        store_files.manifest_path(staged).write_text(json.dumps({**manifest, "generation": -1}))
     library = Library(staging)
     try:
         if library.model is not None:
             library.vectors  # loads, reconciles with the snapshot and saves (its generation differs)
     finally:
         library.close()
+    return store_files.in_use(staging / home.vectors.name)
 
 
 def export_bundle(
@@ -203,13 +213,11 @@ def export_bundle(
         parts: list[tuple[Part, Path]] = []
         links = []
         if base is None:
-            _stage_vectors(home, staging)
+            store_names = _stage_vectors(home, staging)
             parts.append(_part(snap, home.catalogue.name, CATALOGUE))
-            # Whatever files the Library's vector store saved beside the snapshot travel with it.
-            for path in sorted(staging.iterdir()):
-                if path.is_file() and path != snap and not path.name.startswith(snap.name):
-                    role = VECTORS_MANIFEST if path.name == home.vectors_manifest.name else VECTORS
-                    parts.append(_part(path, path.name, role))
+            for name in sorted(store_names):  # the files the staged store's manifest names, no locks or leftovers
+                role = VECTORS_MANIFEST if name == home.vectors_manifest.name else VECTORS
+                parts.append(_part(staging / name, name, role))
         else:
             base_model = (base.model.get("description") or {}).get("weights_sha256")
             if description and base_model and description.get("weights_sha256") != base_model:

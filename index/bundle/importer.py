@@ -34,6 +34,7 @@ from artefact.index.bundle.verify import VerifiedBundle, read_bundle
 from artefact.index.catalogue import SCHEMA_VERSION
 from artefact.index.home import Home
 from artefact.index.library import Library
+from artefact.index.stores import files as store_files
 
 log = logging.getLogger(__name__)
 
@@ -197,14 +198,8 @@ def _write_lock(home: Home) -> Iterator[None]:
 
 
 def _copy_vectors(source_dir: Path, staging: Path, home: Home) -> None:
-    """Start the new version from the current vectors; opening reconciles them by id with the new rows."""
-    vec = source_dir / home.vectors.name
-    man = source_dir / home.vectors_manifest.name
-    if vec.is_file() and man.is_file():
-        shutil.copyfile(vec, staging / home.vectors.name)
-        manifest = json.loads(man.read_text())
-        manifest["generation"] = -1
-        (staging / home.vectors_manifest.name).write_text(json.dumps(manifest))
+    """Start the new version from the current vectors (any store kind); opening reconciles them by id."""
+    store_files.copy_store(source_dir / home.vectors.name, staging, generation=-1)
 
 
 def _prepare_delta(home: Home, staging: Path, m: Manifest) -> None:

@@ -12,6 +12,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -97,3 +98,39 @@ def collect_garbage(index_path: Path, manifest: dict[str, Any]) -> None:
                 p.unlink()
             except OSError as exc:  # another process may have removed it first
                 log.debug("could not remove %s: %s", p, exc)
+
+
+def in_use(index_path: Path) -> set[str]:
+    """Names of the files the store at `index_path` uses now, its manifest included (none: empty)."""
+    manifest = read_manifest(index_path)
+    if manifest is None:
+        return set()
+    names = referenced(manifest) if manifest.get("files") else {index_path.name}
+    return names | {manifest_path(index_path).name}
+
+
+def copy_store(index_path: Path, target: Path, **manifest_changes: Any) -> set[str]:
+    """Copy the store in use into folder `target` (same file names), whatever its kind.
+
+    Store files never change once written, so they are hard-linked where the file system allows
+    (a bundle export or import of a million-photo store then costs no copy); the manifest is
+    written afresh with `manifest_changes` applied. The save lock is held meanwhile, so a save
+    cannot remove a file between reading the manifest and linking it.
+
+    Returns:
+        The names copied, manifest included (empty when there is no store).
+    """
+    with save_lock(index_path):
+        manifest = read_manifest(index_path)
+        if manifest is None:
+            return set()
+        names = in_use(index_path) - {manifest_path(index_path).name}
+        for name in sorted(names):
+            src, dst = index_path.parent / name, target / name
+            try:
+                os.link(src, dst)
+            except OSError:  # another file system, or links not allowed there
+                shutil.copyfile(src, dst)
+        manifest.update(manifest_changes)
+        (target / manifest_path(index_path).name).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return names | {manifest_path(index_path).name}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from artefact.index.bundle import BundleModelError, export_bundle, freshness, im
 from artefact.index.bundle.manifest import CATALOGUE, MODEL, VECTORS
 from artefact.index.bundle.signing import trusted_keys
 from artefact.index.home import Home
+from artefact.index.stores import files as store_files
 from artefact.index.library import Library
 
 from bundle_helpers import answers, catalogue_rows, home_files, members
@@ -115,3 +117,34 @@ def test_keys_are_never_overwritten_and_private_keys_are_private(tmp_path):
         load_private_key(protected.private_path)
     assert load_private_key(protected.private_path, b"correct horse") is not None
     assert json.loads(json.dumps(pair.key_id)) == pair.key_id and len(pair.key_id) == 16
+
+
+def test_a_compressed_store_travels_as_built(issuer, post, agency_key, offline_embedder, offline_model_here, tmp_path):
+    """An HNSW store (pinned here; large catalogues get one by size) is shipped with its graph and tuned
+    parameters, not rebuilt at either end: the post holds the issuer's store files byte for byte."""
+    lib = Library(issuer)
+    try:
+        lib.optimize("hnsw")
+        built = lib.stats()["index"]
+        issuer_files = {name: (Path(lib.index_path).parent / name).read_bytes()
+                        for name in store_files.referenced(store_files.read_manifest(lib.index_path) or {})}
+    finally:
+        lib.close()
+    assert built["kind"] == "hnsw" and issuer_files
+    out = tmp_path / "hnsw.bundle"
+    m = export_bundle(issuer, out, signing_key=agency_key.private_path).manifest
+    shipped = {p.path for p in m.parts if p.role == VECTORS}
+    assert set(issuer_files) <= shipped, (sorted(issuer_files), sorted(shipped))
+    import_bundle(post, out, model_available=offline_model_here)
+    source, target = Library(issuer), Library(post)
+    try:
+        arrived = store_files.read_manifest(target.index_path) or {}
+        assert {n: (Path(target.index_path).parent / n).read_bytes() for n in store_files.referenced(arrived)} \
+            == issuer_files
+        got = target.stats()["index"]
+        assert got["kind"] == "hnsw" and got.get("params") == built.get("params"), (got, built)
+        assert target.check() == []
+        assert answers(target, offline_embedder) == answers(source, offline_embedder)
+    finally:
+        source.close()
+        target.close()
