@@ -17,7 +17,7 @@ from artefact.index.errors import CatalogueError, IndexMismatchError, IndexRebui
 from artefact.embed.fileio import private_dir
 from artefact.embed.models import ModelDescription
 from artefact.embed.runtimes.variants import agreement_problem
-from artefact.index.catalogue import BUNDLE_META, Catalogue
+from artefact.index.catalogue import BUNDLE_META, Catalogue, ids_digest
 from artefact.index.features_store import FeatureStore
 from artefact.index.verification import Features
 from artefact.index.home import Home
@@ -236,7 +236,7 @@ class Library:
             return _OnDisk(self._new_store(raw_model), problem, -1, stamp, None)
         generation = int(manifest.get("generation", -1))
         if raw_model is not None and generation == self.catalogue.generation:
-            problem = _differs(store, manifest, self.catalogue.image_ids())
+            problem = _differs(store, manifest, self.catalogue)
         return _OnDisk(store, problem, generation, stamp, manifest)
 
     def _read_milvus(self, raw_model: dict[str, Any], stamp: tuple[int, int] | None) -> "_OnDisk":
@@ -256,7 +256,7 @@ class Library:
             return _OnDisk(store, None, self.catalogue.generation, stamp, manifest if ours else None)
         problem = None
         if ours and manifest is not None and generation == self.catalogue.generation:
-            problem = _differs(store, manifest, self.catalogue.image_ids())
+            problem = _differs(store, manifest, self.catalogue)
         return _OnDisk(store, problem, generation, stamp, manifest if ours else None)
 
     def _new_store(self, raw_model: dict[str, Any] | None, fresh: bool = False) -> VectorStore:
@@ -774,13 +774,19 @@ class _OnDisk:
     manifest: dict[str, Any] | None
 
 
-def _differs(store: VectorStore, manifest: dict[str, Any], want: np.ndarray) -> str | None:
-    """Why a store whose manifest claims the catalogue's generation does not hold its vectors (None: it does)."""
+def _differs(store: VectorStore, manifest: dict[str, Any], catalogue: Catalogue) -> str | None:
+    """Why a store whose manifest claims the catalogue's generation does not hold its vectors (None: it does).
+
+    Runs at every open: the id sets are compared by digest (inside SQLite on the catalogue's side),
+    and only when the digests differ are the ids fetched to say how.
+    """
     have = store.ids()
     count = manifest.get("count")
     if count is not None and int(count) != store.ntotal:
-        return f"the file holds {store.ntotal} vectors, its manifest says {count} and the catalogue has {len(want)} photos"
-    if len(have) != len(want) or not np.array_equal(np.sort(have), np.sort(want)):
-        missing, extra = len(np.setdiff1d(want, have)), len(np.setdiff1d(have, want))
-        return f"holds {store.ntotal} vectors for {len(want)} catalogue photos ({missing} missing, {extra} not in the catalogue)"
-    return None
+        return (f"the file holds {store.ntotal} vectors, its manifest says {count} and the catalogue has "
+                f"{catalogue.image_ids_digest()[0]} photos")
+    if ids_digest(have) == catalogue.image_ids_digest():
+        return None
+    want = catalogue.image_ids()
+    missing, extra = len(np.setdiff1d(want, have)), len(np.setdiff1d(have, want))
+    return f"holds {store.ntotal} vectors for {len(want)} catalogue photos ({missing} missing, {extra} not in the catalogue)"

@@ -77,7 +77,22 @@ def delete(home: Path, built: Built) -> str:
     return "deleted"
 
 
-FAULTS = [truncate, outdate, delete]
+def swap_one_id(home: Path, built: Built) -> str:
+    """As many vectors as the manifest says, but one under an id the catalogue does not have: only the ids tell."""
+    import faiss
+
+    path = Home(home).vectors
+    index = faiss.read_index(str(path))
+    idmap = faiss.downcast_index(index)
+    stored = faiss.vector_to_array(idmap.id_map)
+    vec = idmap.index.reconstruct(0)
+    idmap.remove_ids(np.array([stored[0]], dtype=np.int64))
+    idmap.add_with_ids(vec[None, :], np.array([int(stored.max()) + 1000], dtype=np.int64))
+    faiss.write_index(idmap, str(path))
+    return "swapped"
+
+
+FAULTS = [truncate, outdate, delete, swap_one_id]
 
 
 def assert_matches_catalogue(lib: Library) -> None:
