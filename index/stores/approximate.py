@@ -74,7 +74,7 @@ class ApproximateStore:
         self.params = dict(params)
         self.build = build or BuildInfo()
         self.sq = sq  # trained faiss.IndexScalarQuantizer whose codes re-rank the shortlist (or None)
-        self.rerank = rerank if rerank is not None else (FullVectors(sq.sa_code_size(), "uint8", in_memory=True) if sq else None)
+        self.rerank = rerank if rerank is not None else (FullVectors(sq.sa_code_size(), "uint8") if sq else None)
 
     # -- subclass hooks ------------------------------------------------------------
     def _shortlist(self, xq: np.ndarray, n: int, sel: Any, widen: float, exhaustive: bool) -> np.ndarray:
@@ -260,7 +260,9 @@ class ApproximateStore:
                 sq = faiss.read_index(str(folder / manifest["files"]["sq"]))
             except (OSError, RuntimeError) as exc:
                 raise StoreError(f"cannot read the re-ranking quantiser in {folder}: {exc}") from exc
-            rerank = FullVectors.load(folder, manifest["files"]["rerank"], sq.sa_code_size(), in_memory=True)
+            # Mapped, not read: at a million photos the codes are 640 MB that opening would read
+            # (seconds) and hold resident; a search touches only its shortlist's rows.
+            rerank = FullVectors.load(folder, manifest["files"]["rerank"], sq.sa_code_size())
         store = cls(dim, index, full, manifest.get("params") or {}, BuildInfo.from_dict(manifest.get("build") or {}),
                     sq, rerank)
         if int(index.ntotal) != full.count:

@@ -215,7 +215,7 @@ def _train_or_resume(source: VectorSource, folder: Path, state: BuildState, cls:
         index = faiss.read_index(str(folder / state.index_file))
         full = FullVectors.load(folder, state.full, state.dim)
         sq = faiss.read_index(str(folder / state.sq_file)) if state.sq_file else None
-        rerank = FullVectors.load(folder, state.rerank, sq.sa_code_size(), in_memory=True) if sq is not None and state.rerank else None
+        rerank = FullVectors.load(folder, state.rerank, sq.sa_code_size()) if sq is not None and state.rerank else None
         store = cls(state.dim, index, full, state.params, sq=sq, rerank=rerank)
         store.build.trained_on, store.build.fit_at_build = state.trained_on, state.fit_at_build
         return store
