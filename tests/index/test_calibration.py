@@ -93,7 +93,8 @@ def test_thresholds_keep_their_target_precision_on_fresh_overlapping_data(uses_i
 def test_builtin_calibration_states_where_its_figures_come_from() -> None:
     """The offline model's built-in verdicts are fitted on the bundled sample benchmark; the fit is not
     re-run here (an EfficientNet ingest of 376 queries takes minutes): the figures must say where they
-    come from and keep their stated targets, and `index stats` shows that source (test_cli_commands)."""
+    come from and keep their stated targets, and `index stats` shows that source (test_cli_commands).
+    Their precision is re-measured on a benchmark of another seed in test_builtin_calibration_fresh."""
     from artefact.index.calibration import BUILTIN, TARGET_PRECISION
 
     for (backend, uses_inliers), cal in BUILTIN.items():
