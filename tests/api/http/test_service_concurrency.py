@@ -280,3 +280,46 @@ def test_burst_of_200_concurrent_searches_no_failures_bounded_memory(server: Ser
     heaps = _arena_heaps(server.pid)
     assert heaps <= 2 * ARENA_MAX, f"{heaps} malloc arena heaps in the server: the arena cap is not in effect"
     assert httpx.get(f"{server.url}/readyz", trust_env=False).status_code == 200
+
+
+def _peak_rss_reset(pid: int) -> None:
+    """Start a new peak (VmHWM) for the process: writing 5 to clear_refs resets it (Linux >= 4.0)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM for the server process")
+
+
+def test_decode_slots_bound_the_peak_memory_of_a_burst_of_large_photos(server: ServerProcess) -> None:
+    """32 uploads of a 12 MP PNG at once (PNGs have no reduced-scale decode: each decodes to 34 MiB):
+    with DECODE_SLOTS slots the server's peak memory grows by a few decodes, not one per request."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    w, h = 4000, 3000
+    ramp = np.linspace(0, 255, w, dtype=np.uint8)
+    pixels = np.stack([np.tile(ramp, (h, 1)), np.tile(ramp[::-1], (h, 1)),
+                       np.tile(np.linspace(0, 255, h, dtype=np.uint8)[:, None], (1, w))], axis=2)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    photo = out.getvalue()  # smooth: a small upload that decodes big
+    per_decode_mib = w * h * 3 / 2**20
+    n = 32
+    asyncio.run(_burst(server, photo, 2))  # one-off costs of this size (allocator pools) before measuring
+    base = server.rss_mib()
+    _peak_rss_reset(server.pid)
+    statuses = asyncio.run(_burst(server, photo, n))
+    peak = _peak_rss_mib(server.pid)
+    print(f"\n{n} x {w}x{h} PNG at once: server RSS {base:.0f} MiB, peak {peak:.0f} MiB "
+          f"(+{peak - base:.0f}; one decode {per_decode_mib:.0f} MiB)")
+    assert statuses.count(200) == n, sorted(set(statuses))
+    # A slot's decode holds the full image, PNG row buffers and the shrunk copy: about 2.7 decodes per
+    # slot were measured (+187 MiB with 2 slots); the bound allows 4 per slot plus one. Unbounded
+    # decoding holds one per request thread: +1271 MiB measured with 64 slots (the test goes red).
+    assert peak - base < 4 * (DECODE_SLOTS + 1) * per_decode_mib, (base, peak, per_decode_mib)
