@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -245,11 +248,30 @@ def search(
     t0 = time.perf_counter()
     decoded = [load_photo(p, embedder.preprocess, max_pixels=max_pixels, max_bytes=max_bytes) for p in photos]
     t1 = time.perf_counter()
+    kind = library.local_features if rerank > 0 and decoded else None
+    # The second look needs the query's local features (SIFT: ~75 ms a photo): extracted on worker
+    # threads while the model embeds and the index searches. OpenCV, ONNX Runtime and FAISS release
+    # the GIL, so on two cores the extraction costs little or no wall time (benchmarks/bench_query.py).
+    query_images: list[Any] = ([_feature_pool().submit(extract, img, kind) for img, _ in decoded] if kind
+                               else [img for img, _ in decoded])
     xq, kinds = embed_queries(embedder, [arr for _, arr in decoded], text, flip=query_flip)
     t2 = time.perf_counter()
-    return rank(library, xq, kinds, [img for img, _ in decoded], k=k, filters=filters, threshold=threshold,
+    return rank(library, xq, kinds, query_images, k=k, filters=filters, threshold=threshold,
                 rerank=rerank, timings={"decode": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3},
                 strong_evidence=strong_evidence)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _feature_pool() -> ThreadPoolExecutor:
+    """Threads that extract query photos' local features beside the embedding (one per core)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="query-features")
+        return _POOL
 
 
 def embed_queries(embedder: QueryEmbedder, arrays: Sequence[np.ndarray], text: Sequence[str],
@@ -274,7 +296,7 @@ def rank(
     library: Library,
     xq: np.ndarray,
     kinds: Sequence[str],
-    query_images: Sequence[Any] = (),  # PIL images or their precomputed Features
+    query_images: Sequence[Any] = (),  # PIL images, their precomputed Features, or Futures of Features
     *,
     k: int = 10,
     filters: SearchFilters = SearchFilters(),
@@ -292,7 +314,8 @@ def rank(
     t1 = time.perf_counter()
     timings["search"] = (t1 - t0) * 1e3
     if kind:
-        query_feats = [q if isinstance(q, Features) else extract(q, kind) for q in query_images]
+        query_feats = [q.result() if isinstance(q, Future) else q if isinstance(q, Features) else extract(q, kind)
+                       for q in query_images]
         verify_matches(library, query_feats, matches[:rerank])
         timings["rerank"] = (time.perf_counter() - t1) * 1e3
     calibration = None if threshold is not None else library.calibration(uses_inliers=bool(kind))
