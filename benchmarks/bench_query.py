@@ -40,14 +40,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import MODELS, Timer, current_rss_mib, dump_json, jpeg_bytes, load_model, machine, make_photo, runtime_label, source_photos, summary, table  # noqa: E402
 
 
-def build_library(home: Path, embedder, n_vectors: int, per_object: int, seed: int = 0) -> dict:
-    """A Library of n_vectors random unit vectors (per_object photos per object), FAISS file saved."""
+def build_library(home: Path, embedder, n_vectors: int, per_object: int, seed: int = 0,
+                  shaped: bool = False, store: str = "flat") -> dict:
+    """A Library of n_vectors unit vectors (per_object photos per object), its store saved.
+
+    shaped: vectors clustered like the offline backbone's real embeddings (scale_data.py; 1280-d
+    only) instead of random ones, which no compressed index can shortlist well.
+    store: "flat", or "auto" = what the product picks for this size (`Library.optimize()`, as
+    an ingest does once the catalogue passes the flat threshold).
+    """
     from artefact.index.library import Library
     from artefact.index.records import ObjectRecord
 
     shutil.rmtree(home, ignore_errors=True)
     rng = np.random.default_rng(seed)
     dim = embedder.dim
+    pool = None
+    if shaped:
+        import scale_data as sd
+
+        shape = sd.shape_of(*sd.real_embeddings(Path(tempfile.gettempdir()) / "artefact-bench-scale" / "real_embeddings.npz"))
+        if shape.dim != dim:
+            raise SystemExit(f"--shaped needs the offline backbone's {shape.dim}-d vectors; this model makes {dim}-d")
+        pool = np.concatenate([c.vectors for c in sd.synthetic_photos(shape, n_vectors, seed=seed)])
     t0 = time.perf_counter()
     lib = Library(home)
     lib.bind_model(embedder.description)
@@ -62,8 +77,11 @@ def build_library(home: Path, embedder, n_vectors: int, per_object: int, seed: i
             status = "recovered" if o % 50 == 49 else statuses[o % 3]
             pk, _ = cat.upsert_object(ObjectRecord(oid, {"status": status, "object_type": "benchmark", "title": oid}))
             m = min(per_object, n_vectors - k)
-            vecs = rng.standard_normal((m, dim)).astype(np.float32)
-            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            if pool is not None:
+                vecs = pool[k : k + m]
+            else:
+                vecs = rng.standard_normal((m, dim)).astype(np.float32)
+                vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
             for j in range(m):
                 cat.add_image(pk, f"/bench/{oid}/{j}.jpg", f"{k:064x}", 1_000_000, 0, 4000, 3000, vecs[j])
                 k += 1
@@ -71,16 +89,24 @@ def build_library(home: Path, embedder, n_vectors: int, per_object: int, seed: i
     t1 = time.perf_counter()
     n = lib.vectors.ntotal  # no FAISS file yet: reconciled from the catalogue, then saved
     lib.save()
+    tuned = lib.optimize("auto") if store == "auto" else None
     t_index = time.perf_counter() - t1
+    kind = lib.vectors.kind
     lib.close()
+    from artefact.index.stores import files
+
     return {
         "vectors": n,
+        "vectors_shaped_like_real": pool is not None,
+        "store": kind,
+        "store_params": (tuned or {}).get("params"),
+        "store_recall_at_10": (tuned or {}).get("recall_at_10"),
         "objects": n_obj,
         "dim": dim,
         "catalogue_insert_s": round(t_insert, 1),
         "faiss_build_and_save_s": round(t_index, 1),
         "catalogue_mb": round((home / "catalogue.sqlite").stat().st_size / 1e6, 1),
-        "faiss_mb": round((home / "vectors.faiss").stat().st_size / 1e6, 1),
+        "faiss_mb": round(files.disk_bytes(home / "vectors.faiss") / 1e6, 1),
     }
 
 
@@ -127,6 +153,17 @@ def give_candidates_features(lib, embedder, query: bytes, k: int, rerank: int) -
                 lib.catalogue.set_features(img.image_id, extract(photo, DEFAULT_KIND).to_row())
                 n += 1
     return n
+
+
+def serial_search(lib, embedder, query: bytes, k: int, rerank: int):
+    """search() as it was before the query's local features moved beside the embedding: decode,
+    embed, search the index, then extract the query's features and verify (one after another)."""
+    from artefact.embed.preprocess import load_photo
+    from artefact.index.search import embed_queries, rank
+
+    img, arr = load_photo(query, embedder.preprocess)
+    xq, kinds = embed_queries(embedder, [arr], ())
+    return rank(lib, xq, kinds, [img], k=k, rerank=rerank)
 
 
 def make_query_jpeg(seed: int = 123, quality: int = 90) -> bytes:
@@ -177,6 +214,12 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--omp-wait-policy", choices=["PASSIVE", "ACTIVE"], default=None,
                     help="set OMP_WAIT_POLICY before torch/faiss load (PASSIVE: idle OpenMP threads sleep instead of spinning)")
+    ap.add_argument("--shaped", action="store_true",
+                    help="1280-d vectors clustered like real embeddings (scale_data.py) instead of random ones")
+    ap.add_argument("--store", choices=["flat", "auto"], default="flat",
+                    help="flat, or auto: the store the product picks for this size (IVF-PQ beyond 10k)")
+    ap.add_argument("--compare-serial-features", action="store_true",
+                    help="also time the old order (query features extracted after the index search), round robin")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     # PASSIVE unless asked otherwise, as the `artefact` command sets it (must precede the torch import)
@@ -198,11 +241,12 @@ def main() -> int:
                                   runtime=None if args.runtime == "torch" else args.runtime, precision=args.precision,
                                   cache_dir=work / "models")
             home = work / f"lib_{mname}_{args.vectors}"
-            if args.reuse and (home / "vectors.faiss").is_file():
+            if args.reuse and (home / "vectors.json").is_file():
                 build = {"reused": str(home)}
             else:
                 log(f"[{mname}] building a library of {args.vectors} vectors (dim {embedder.dim}) ...")
-                build = build_library(home, embedder, args.vectors, args.per_object)
+                build = build_library(home, embedder, args.vectors, args.per_object,
+                                      shaped=args.shaped and embedder.dim == 1280, store=args.store)
             log(f"[{mname}] build: {build}")
             opened = time_open(home)
             log(f"[{mname}] open: {opened}")
@@ -211,6 +255,7 @@ def main() -> int:
             featured = give_candidates_features(lib, embedder, query, args.k, args.rerank) if args.rerank else 0
             search(lib, embedder, photos=[query], k=args.k, rerank=args.rerank)  # warm-up (first forward pass, caches)
             rows: dict[str, list[float]] = {"decode": [], "embed": [], "search": [], "rerank": [], "total": [], "cpu": []}
+            serial: dict[str, list[float]] = {"total": [], "cpu": []}
             for _ in range(args.queries):
                 t0, c0 = time.perf_counter(), time.process_time()
                 res = search(lib, embedder, photos=[query], k=args.k, rerank=args.rerank)
@@ -219,7 +264,13 @@ def main() -> int:
                 for key in ("decode", "embed", "search", "rerank"):
                     rows[key].append(res.timings_ms.get(key, 0.0))
                 rows["total"].append(total)
-            # where the search time goes: pure FAISS vs the recovered-objects filter query
+                if args.compare_serial_features and args.rerank:  # round robin: the load hits both alike
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    old = serial_search(lib, embedder, query, args.k, args.rerank)
+                    serial["total"].append((time.perf_counter() - t0) * 1e3)
+                    serial["cpu"].append((time.process_time() - c0) * 1e3)
+                    assert [m.record.object_id for m in old.matches] == [m.record.object_id for m in res.matches]
+            # where the search time goes: the store alone vs the recovered-objects filter query
             xq = embedder.embed_prepared([np.zeros((224, 224, 3), np.uint8)])
             faiss_ms, excl_ms = [], []
             from artefact.index.catalogue import SearchFilters
@@ -242,8 +293,9 @@ def main() -> int:
                 "build": build,
                 "open": opened,
                 "latency_ms": {k: summary(v) for k, v in rows.items()},
+                "serial_features_latency_ms": {k: summary(v) for k, v in serial.items()} if serial["total"] else None,
                 "search_breakdown_ms": {
-                    "faiss_flat_search_k40": summary(faiss_ms),
+                    "store_search_k40": summary(faiss_ms),
                     "recovered_exclusion_sql": summary(excl_ms),
                 },
                 "matches_returned": len(res.matches),
@@ -280,8 +332,14 @@ def main() -> int:
     print(table(rows_out, list(rows_out[0])))
     print("(all ms; 'search' = artefact search_vectors incl. catalogue look-ups)")
     for m, r in out["models"].items():
+        if r.get("serial_features_latency_ms"):
+            sl, lat = r["serial_features_latency_ms"], r["latency_ms"]
+            print(f"  {m}: query features extracted after the search (before): total p50 {sl['total']['p50']} ms, "
+                  f"CPU {sl['cpu']['p50']} ms; beside the embedding (now): total p50 {lat['total']['p50']} ms, "
+                  f"CPU {lat['cpu']['p50']} ms")
+    for m, r in out["models"].items():
         b = r["search_breakdown_ms"]
-        print(f"  {m}: pure FAISS flat search p50 {b['faiss_flat_search_k40']['p50']} ms; "
+        print(f"  {m}: vector store search alone (k 40) p50 {b['store_search_k40']['p50']} ms; "
               f"recovered-exclusion SQL (run by every default search) p50 {b['recovered_exclusion_sql']['p50']} ms")
     d = out["draft"]
     print(f"12 MP decode: draft mode (min_side {d['min_side']}) p50 {d['draft_decode_ms']['p50']} ms -> "
