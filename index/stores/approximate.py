@@ -29,6 +29,7 @@ from artefact.embed.fileio import atomic_path, utc_iso
 from artefact.index.stores import files
 from artefact.index.stores.base import Hits, IdSelection, StoreError
 from artefact.index.stores.full_vectors import FullVectors
+from artefact.index.stores.threads import search_threads
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,10 @@ class ApproximateStore:
         return self.full.get(np.asarray(ids, dtype=np.int64))
 
     def search(self, xq: np.ndarray, k: int, selection: IdSelection | None = None) -> list[Hits]:
-        xq = np.ascontiguousarray(xq, dtype=np.float32)
+        with search_threads(len(xq)):
+            return self._search(np.ascontiguousarray(xq, dtype=np.float32), k, selection)
+
+    def _search(self, xq: np.ndarray, k: int, selection: IdSelection | None) -> list[Hits]:
         available = self.ntotal if selection is None else min(selection.count, self.ntotal)
         if available == 0 or k <= 0:
             return [(np.zeros(0, np.float32), np.zeros(0, np.int64)) for _ in range(len(xq))]

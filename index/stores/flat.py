@@ -15,6 +15,7 @@ import numpy as np
 from artefact.embed.fileio import atomic_path
 from artefact.index.stores import files
 from artefact.index.stores.base import FLAT, Hits, IdSelection
+from artefact.index.stores.threads import search_threads
 from artefact.index.vectors import INDEX_TYPE, MANIFEST_FORMAT, METRIC, VectorIndex
 
 
@@ -34,6 +35,11 @@ class FlatStore(VectorIndex):
         excluded: np.ndarray | None = None,
     ) -> list[Hits]:
         """k nearest by inner product among the selected ids (or `allowed`, or all but `excluded`)."""
+        with search_threads(len(xq)):
+            return self._search(xq, k, selection, allowed, excluded)
+
+    def _search(self, xq: np.ndarray, k: int, selection: IdSelection | None, allowed: np.ndarray | None,
+                excluded: np.ndarray | None) -> list[Hits]:
         if selection is None:
             return super().search(xq, k, allowed=allowed, excluded=excluded)
         xq = np.ascontiguousarray(xq, dtype=np.float32)
