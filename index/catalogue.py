@@ -213,7 +213,6 @@ class SearchFilters:
         return d
 
 
-
 _MIX, _MIX_MOD = 2654435761, 4294967291  # ids below 2**31 keep every product and sum inside int64
 
 
