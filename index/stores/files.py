@@ -118,13 +118,17 @@ def copy_store(index_path: Path, target: Path, **manifest_changes: Any) -> set[s
     cannot remove a file between reading the manifest and linking it.
 
     Returns:
-        The names copied, manifest included (empty when there is no store).
+        The names copied, manifest included; empty when there are no store files here to copy
+        (none saved yet, or vectors kept elsewhere, as in Milvus): the target then builds its
+        store from the catalogue's vectors.
     """
     with save_lock(index_path):
         manifest = read_manifest(index_path)
         if manifest is None:
             return set()
         names = in_use(index_path) - {manifest_path(index_path).name}
+        if not all((index_path.parent / name).is_file() for name in names):
+            return set()
         for name in sorted(names):
             src, dst = index_path.parent / name, target / name
             try:

@@ -90,3 +90,19 @@ def test_check_finds_a_vector_deleted_in_milvus_and_repair_restores_it(homes, ti
     assert rc == 0, out + err
     assert "1 vectors added" in out and "OK: 27 objects, 33 photos, 33 vectors, consistent" in out
     assert raw.get(collection, ids=[victim], output_fields=["id"])
+
+
+def test_a_bundle_from_a_milvus_home_gives_a_post_the_same_answers(homes, tiny_config_dir, capsys, tmp_path):
+    """The vectors live in Milvus, not in files beside the catalogue: the bundle carries FAISS files built
+    from the catalogue's vectors (exporting once failed looking for the home's vectors.faiss)."""
+    bundle, post = tmp_path / "m.bundle", tmp_path / "post"
+    rc, _, err = run(homes["milvus"], tiny_config_dir, capsys, "bundle", "export", str(bundle))
+    assert rc == 0 and bundle.is_file(), err
+    rc, _, err = run(post, tiny_config_dir, capsys, "bundle", "import", str(bundle), "--allow-unsigned")
+    assert rc == 0, err
+    answers = {}
+    for name, home in (("milvus issuer", homes["milvus"]), ("post", post)):
+        rc, out, err = run(home, tiny_config_dir, capsys, "search", str(QUERY), "--json")
+        assert rc == 0, err
+        answers[name] = ranking(out)
+    assert answers["post"] == answers["milvus issuer"] and answers["post"], answers
