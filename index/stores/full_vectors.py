@@ -35,13 +35,11 @@ DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}  # ui
 class FullVectors:
     """Vectors by id: saved segments (memory-mapped) + vectors added since (in memory)."""
 
-    def __init__(self, dim: int, dtype: str = "float32", in_memory: bool = False) -> None:
-        """in_memory: read segments into RAM instead of mapping them (small codes searched often)."""
+    def __init__(self, dim: int, dtype: str = "float32") -> None:
         if dtype not in DTYPES:
             raise ValueError(f"full-vector dtype {dtype!r} is not one of {', '.join(DTYPES)}")
         self.dim = dim
         self.dtype = dtype
-        self.in_memory = in_memory
         self._segments: list[tuple[str, np.ndarray]] = []  # (file name, (n, dim) memmap)
         self._starts = np.zeros(1, dtype=np.int64)  # global row where each segment starts; last = saved rows
         self._tail: list[np.ndarray] = []
@@ -116,10 +114,9 @@ class FullVectors:
                 out[pick[order]] = self._segments[s][1][local[order]]
             else:
                 out[pick] = self._tail_matrix()[local]
-        if not self.in_memory:
-            self._read_since_release += out.nbytes
-            if self._read_since_release > RELEASE_EVERY:
-                self.release()
+        self._read_since_release += out.nbytes
+        if self._read_since_release > RELEASE_EVERY:
+            self.release()
         return out
 
     def release(self) -> None:
@@ -174,7 +171,7 @@ class FullVectors:
             if len(m) and not (folder / name).exists():
                 new = f"{prefix}-{secrets.token_hex(4)}.{self.dtype}"
                 _write_matrix(folder / new, np.asarray(m))
-                self._segments[n] = (new, _map(folder / new, len(m), self.dim, self.dtype, self.in_memory))
+                self._segments[n] = (new, _map(folder / new, len(m), self.dim, self.dtype))
 
     def write_segment(self, folder: Path, prefix: str, chunks: Any) -> None:
         """Stream (ids, vectors) chunks into one new segment file, without holding them all in memory."""
@@ -205,7 +202,7 @@ class FullVectors:
         return int(live[-1]) + 1 if len(live) else 0
 
     def _append_segment(self, folder: Path, name: str, n: int) -> None:
-        self._segments.append((name, _map(folder / name, n, self.dim, self.dtype, self.in_memory)))
+        self._segments.append((name, _map(folder / name, n, self.dim, self.dtype)))
         self._starts = np.append(self._starts, self._starts[-1] + n)
 
     def _merge_small(self, folder: Path, prefix: str) -> None:
@@ -230,8 +227,8 @@ class FullVectors:
         self._loc[moving] = len(kept) + np.arange(len(moving))
 
     @classmethod
-    def load(cls, folder: Path, entry: dict[str, Any], dim: int, in_memory: bool = False) -> "FullVectors":
-        fv = cls(dim, entry.get("dtype", "float32"), in_memory)
+    def load(cls, folder: Path, entry: dict[str, Any], dim: int) -> "FullVectors":
+        fv = cls(dim, entry.get("dtype", "float32"))
         try:
             for name, n in entry["segments"]:
                 fv._append_segment(folder, name, int(n))
@@ -261,12 +258,10 @@ def _write_matrix(path: Path, x: np.ndarray) -> None:
             f.write(np.ascontiguousarray(x).tobytes())
 
 
-def _map(path: Path, n: int, dim: int, dtype: str, in_memory: bool = False) -> np.ndarray:
+def _map(path: Path, n: int, dim: int, dtype: str) -> np.ndarray:
     if n == 0:
         return np.zeros((0, dim), DTYPES[dtype])
     try:
-        if in_memory:
-            return np.fromfile(path, dtype=DTYPES[dtype], count=n * dim).reshape(n, dim)
         m = np.memmap(path, dtype=DTYPES[dtype], mode="r", shape=(n, dim))
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot map {path}: {exc}") from exc

@@ -43,7 +43,7 @@ TARGET_RECALL = 0.98
 RECALL_K = 10
 CHECKPOINT_EVERY = 100_000  # vectors between build checkpoints
 NPROBES = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
-# Candidates re-ranked by the in-memory codes, then re-scored exactly from the full vectors. At least
+# Candidates re-ranked by the scalar codes, then re-scored exactly from the full vectors. At least
 # 800: on the project's recall benchmark among 100k synthetic photos (bench_scale.py --recall-bench)
 # real query photos, further from their match than held-out catalogue vectors, lost recall@1 with
 # the 200 that tuning on those picked (0.5417 vs flat 0.5737); 800 gives 0.5705, 1600 equals flat.
