@@ -73,10 +73,14 @@ def referenced(manifest: dict[str, Any]) -> set[str]:
     return names
 
 
+def data_files(index_path: Path, manifest: dict[str, Any]) -> set[str]:
+    """The data files a manifest's store uses: the ones it names, or the legacy flat file beside it."""
+    return referenced(manifest) if manifest.get("files") else {index_path.name}
+
+
 def disk_bytes(index_path: Path) -> int:
     """Bytes on disk of the store in use: its main file or the files its manifest names."""
-    manifest = read_manifest(index_path) or {}
-    names = referenced(manifest) if manifest.get("files") else {index_path.name}
+    names = data_files(index_path, read_manifest(index_path) or {})
     total = 0
     for name in names:
         try:
@@ -105,8 +109,7 @@ def in_use(index_path: Path) -> set[str]:
     manifest = read_manifest(index_path)
     if manifest is None:
         return set()
-    names = referenced(manifest) if manifest.get("files") else {index_path.name}
-    return names | {manifest_path(index_path).name}
+    return data_files(index_path, manifest) | {manifest_path(index_path).name}
 
 
 def copy_store(index_path: Path, target: Path, **manifest_changes: Any) -> set[str]:
@@ -126,7 +129,7 @@ def copy_store(index_path: Path, target: Path, **manifest_changes: Any) -> set[s
         manifest = read_manifest(index_path)
         if manifest is None:
             return set()
-        names = in_use(index_path) - {manifest_path(index_path).name}
+        names = data_files(index_path, manifest)
         if not all((index_path.parent / name).is_file() for name in names):
             return set()
         for name in sorted(names):
