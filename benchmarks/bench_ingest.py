@@ -90,6 +90,9 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the corpus and libraries")
     ap.add_argument("--omp-wait-policy", choices=["PASSIVE", "ACTIVE"], default=None,
                     help="set OMP_WAIT_POLICY before torch/faiss load (PASSIVE: idle OpenMP threads sleep instead of spinning)")
+    ap.add_argument("--buffer-reuse", default="on",
+                    help="comma list of on/off: decode workers reuse freed image buffers (embed/allocator.py; "
+                         "'on,off' measures both, one after the other, per setting)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = ap.parse_args()
     # PASSIVE unless asked otherwise, as the `artefact` command sets it (must precede the torch import)
@@ -102,6 +105,9 @@ def main() -> int:
     from artefact.index.ingest import ingest_manifest
     from artefact.index.library import Library
 
+    from artefact.embed.allocator import SWITCH as BUFFER_SWITCH
+
+    reuses = [r.strip() for r in args.buffer_reuse.split(",") if r.strip() in ("on", "off")] or ["on"]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_ingest_"))
     work.mkdir(parents=True, exist_ok=True)
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else (lambda *a: print(*a, flush=True))
@@ -131,46 +137,51 @@ def main() -> int:
                 if runtime == "torch":
                     torch.set_num_threads(threads or os.cpu_count() or 1)
                 raw_ips, _ = raw_throughput(embedder, arrays, args.raw_repeats)
-                home = work / f"lib_{mname}_{runtime}_{workers}_{threads}"
-                shutil.rmtree(home, ignore_errors=True)
-                lib = Library(home)
-                cpu0 = _cpu_seconds()
-                t0 = time.perf_counter()
-                extra = {}
-                if args.local_features != "default" and "local_features" in inspect.signature(ingest_manifest).parameters:
-                    extra["local_features"] = None if args.local_features == "none" else args.local_features
-                rep = ingest_manifest(
-                    lib, embedder, manifest, work / "corpus" / "images",
-                    workers=workers, batch_size=args.batch_size, progress=False, **extra,
-                )
-                wall = time.perf_counter() - t0
-                cpu_ms = (_cpu_seconds() - cpu0) * 1e3  # this process + its reaped decode workers
-                n_ok = rep.images_added + rep.images_replaced
-                lib.close()
-                row = {
-                    "model": mname,
-                    "runtime": runtime_label(embedder),
-                    "workers": "default" if workers is None else workers,
-                    "threads": "default" if threads is None else threads,
-                    "images": n_ok,
-                    "failed": rep.images_failed,
-                    "decode_ms_per_img_1core": round(decode_ms, 1),
-                    "raw_img_s": round(raw_ips, 1),
-                    "ingest_img_s": round(n_ok / wall, 1),
-                    "ingest_s": round(wall, 2),
-                    "ratio": round((n_ok / wall) / raw_ips, 3),
-                    # CPU time per photo and the rate all cores could sustain at that cost: what the
-                    # ingest needs whatever else runs on the machine (wall time grows with others' load).
-                    "cpu_ms_per_img": round(cpu_ms / max(1, n_ok), 1),
-                    "cpu_bound_img_s": round((os.cpu_count() or 1) * 1e3 / max(1e-9, cpu_ms / max(1, n_ok)), 1),
-                }
-                results.append(row)
-                log(
-                    f"  {mname:20s} {row['runtime']:14s} workers={row['workers']} threads={row['threads']}: "
-                    f"raw {row['raw_img_s']} img/s, ingest {row['ingest_img_s']} img/s, ratio {row['ratio']}"
-                )
-                if not args.keep:
+                for reuse in reuses:
+                    home = work / f"lib_{mname}_{runtime}_{workers}_{threads}_{reuse}"
+                    # decode workers are spawned per ingest and read the switch when they start
+                    os.environ[BUFFER_SWITCH] = "1" if reuse == "on" else "0"
                     shutil.rmtree(home, ignore_errors=True)
+                    lib = Library(home)
+                    cpu0 = _cpu_seconds()
+                    t0 = time.perf_counter()
+                    extra = {}
+                    if args.local_features != "default" and "local_features" in inspect.signature(ingest_manifest).parameters:
+                        extra["local_features"] = None if args.local_features == "none" else args.local_features
+                    rep = ingest_manifest(
+                        lib, embedder, manifest, work / "corpus" / "images",
+                        workers=workers, batch_size=args.batch_size, progress=False, **extra,
+                    )
+                    wall = time.perf_counter() - t0
+                    cpu_ms = (_cpu_seconds() - cpu0) * 1e3  # this process + its reaped decode workers
+                    n_ok = rep.images_added + rep.images_replaced
+                    lib.close()
+                    row = {
+                        "model": mname,
+                        "runtime": runtime_label(embedder),
+                        "workers": "default" if workers is None else workers,
+                        "threads": "default" if threads is None else threads,
+                        "buffer_reuse": reuse,
+                        "images": n_ok,
+                        "failed": rep.images_failed,
+                        "decode_ms_per_img_1core": round(decode_ms, 1),
+                        "raw_img_s": round(raw_ips, 1),
+                        "ingest_img_s": round(n_ok / wall, 1),
+                        "ingest_s": round(wall, 2),
+                        "ratio": round((n_ok / wall) / raw_ips, 3),
+                        # CPU time per photo and the rate all cores could sustain at that cost: what the
+                        # ingest needs whatever else runs on the machine (wall time grows with others' load).
+                        "cpu_ms_per_img": round(cpu_ms / max(1, n_ok), 1),
+                        "cpu_bound_img_s": round((os.cpu_count() or 1) * 1e3 / max(1e-9, cpu_ms / max(1, n_ok)), 1),
+                    }
+                    results.append(row)
+                    log(
+                        f"  {mname:20s} {row['runtime']:14s} workers={row['workers']} threads={row['threads']} "
+                        f"buffer reuse {reuse}: "
+                        f"raw {row['raw_img_s']} img/s, ingest {row['ingest_img_s']} img/s, ratio {row['ratio']}"
+                    )
+                    if not args.keep:
+                        shutil.rmtree(home, ignore_errors=True)
                 del embedder
     finally:
         if not args.keep and args.workdir is None:
@@ -198,7 +209,7 @@ def main() -> int:
         print()
         print(f"corpus: {len(paths)} JPEGs, long side {args.size}px, mean {total_bytes / len(paths) / 1e6:.2f} MB; "
               f"batch {args.batch_size}; {out['machine']['cpus']} CPUs, cuda={out['machine']['cuda']}")
-        print(table(results, ["model", "runtime", "workers", "threads", "decode_ms_per_img_1core", "raw_img_s",
+        print(table(results, ["model", "runtime", "workers", "threads", "buffer_reuse", "decode_ms_per_img_1core", "raw_img_s",
                               "ingest_img_s", "ingest_s", "ratio", "cpu_ms_per_img", "cpu_bound_img_s"]))
         print("ratio = ingest / raw; target >= 0.85")
     return 0

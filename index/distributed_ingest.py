@@ -33,7 +33,7 @@ from artefact.index.ingest import (
     IngestRun,
     PhotoTask,
     decode_file,
-    single_threaded_opencv,
+    prepare_decode_worker,
 )
 from artefact.index.library import Library
 from artefact.index.verification import DEFAULT_KIND, Features
@@ -134,7 +134,7 @@ class PhotoEmbedder:
 
     def __init__(self, model: ModelDescription, options: LoadOptions, max_pixels: int,
                  feature_kind: str | None, decode: bool) -> None:
-        single_threaded_opencv()
+        prepare_decode_worker()
         self.embedder = embedder_for(model, None, options)
         loaded = self.embedder.description
         problem = (f"loaded {loaded.label()} (weights {loaded.weights_sha256[:12]})"

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence, Union
 
 import numpy as np
 
+from artefact.embed.allocator import reuse_freed_buffers
 from artefact.embed.errors import ArtefactError, ImageError
 from artefact.embed.fileio import utc_now
 from artefact.embed.images import DEFAULT_MAX_PIXELS
@@ -194,9 +195,14 @@ def decode_file(path: str, cfg: PreprocessConfig, max_pixels: int, feature_kind:
     return DecodedPhoto(sha, len(data), arr, int(w), int(h), feats)
 
 
-def single_threaded_opencv() -> None:
-    """Decode workers run OpenCV on one thread: the parallelism is the worker processes, and
-    each one's own thread pool would only make them fight over the same cores."""
+def prepare_decode_worker() -> None:
+    """Set up a process that decodes photos (ingest's decode workers, Ray's transforms).
+
+    OpenCV runs on one thread: the parallelism is the worker processes, and each one's own
+    thread pool would only make them fight over the same cores. Freed image buffers are kept
+    for the next photo instead of going back to the kernel (embed/allocator.py).
+    """
+    reuse_freed_buffers()
     try:
         import cv2
 
@@ -211,7 +217,7 @@ class _Decoder:
     def __init__(self, workers: int, cfg: PreprocessConfig, max_pixels: int, inflight: int,
                  feature_kind: str | None = None) -> None:
         self.cfg, self.max_pixels, self.feature_kind = cfg, max_pixels, feature_kind
-        self.pool = mp.get_context("spawn").Pool(workers, initializer=single_threaded_opencv) if workers > 0 else None
+        self.pool = mp.get_context("spawn").Pool(workers, initializer=prepare_decode_worker) if workers > 0 else None
         self.inflight = max(1, inflight)
 
     def run(self, tasks: Iterator[PhotoTask]) -> Iterator[tuple[PhotoTask, Decoded]]:
