@@ -8,15 +8,15 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO_HOME ?= artefact-home
 BIN = $(VENV)/bin
 
-.PHONY: demo test setup browser clean-demo
+.PHONY: demo test setup debs clean-demo
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[test,fast,scale]'
+	$(BIN)/pip install --quiet --no-cache-dir --upgrade pip
+	$(BIN)/pip install --quiet --no-cache-dir $(TORCH)
+	$(BIN)/pip install --quiet --no-cache-dir -e '.[test,fast,scale]'
 	touch $@
 
 demo: setup
@@ -25,18 +25,21 @@ demo: setup
 	$(BIN)/artefact --home $(DEMO_HOME) search data/sample/queries/query-coin-SMP-COIN-18.jpg
 	$(BIN)/artefact --home $(DEMO_HOME) search data/sample/queries/query-unrelated-chelsea-cat.jpg
 
-# The web page's browser tests drive Debian's Chromium (Playwright never downloads one). The fonts
-# draw the page's screenshots and the search sheet's PDF (api/http/sheet.py): DejaVu Sans for Latin,
-# Greek, Cyrillic and Arabic, WenQuanYi Micro Hei for Chinese.
-browser:
+# Debian packages the tests use. The web page's browser tests drive Debian's Chromium (Playwright
+# never downloads one). The fonts draw the page's screenshots and the search sheet's PDF
+# (api/http/sheet.py): DejaVu Sans for Latin, Greek, Cyrillic and Arabic, WenQuanYi Micro Hei for
+# Chinese. POV-Ray renders the turned 3D objects of tests/index/test_turned_textured.py (and of
+# benchmarks/three_d), with its own include files' textures.
+debs:
 	@test -x /usr/bin/chromium -a -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
-	  -a -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || { \
+	  -a -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf -a -x /usr/bin/povray \
+	  -a -f /usr/share/povray-3.7/include/stones.inc || { \
 	  SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
-	    fonts-wqy-microhei fonts-dejavu-core; }
+	    fonts-wqy-microhei fonts-dejavu-core povray povray-includes; }
 
-test: setup browser
+test: setup debs
 	$(BIN)/mypy embed index api
 	$(BIN)/python -m pytest
 
