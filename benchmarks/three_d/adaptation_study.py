@@ -90,7 +90,10 @@ class Embeddings:
         return np.stack([self.cache[p] for p in paths]) if paths else np.zeros((0, 1), np.float32)
 
 
-def fit(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+Model = tuple[np.ndarray, np.ndarray, np.ndarray]  # mean, within-object eigenvalues, eigenvectors
+
+
+def fit(vectors: np.ndarray, labels: np.ndarray) -> Model:
     """Mean, and the eigen-decomposition of the within-object covariance (shrinkage applied later)."""
     mean = vectors.mean(axis=0)
     dev = np.concatenate([vectors[labels == o] - vectors[labels == o].mean(axis=0) for o in np.unique(labels)])
@@ -99,7 +102,10 @@ def fit(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return mean, np.clip(evals, 0, None), evecs
 
 
-def transform(model: tuple[np.ndarray, np.ndarray, np.ndarray] | None, alpha: float | None, x: np.ndarray) -> np.ndarray:
+def adapt(model: Model | None, alpha: float | None, x: np.ndarray,
+              rank: int = 0) -> np.ndarray:
+    """Apply the map; `rank` > 0 keeps only the `rank` directions of largest within-object variance
+    (the rest scaled as if they had none): what a package would ship as mean + low-rank part."""
     if model is None:
         y = x
     else:
@@ -107,9 +113,29 @@ def transform(model: tuple[np.ndarray, np.ndarray, np.ndarray] | None, alpha: fl
         y = x - mean
         if alpha is not None:
             target = evals.mean()
-            scale = 1.0 / np.sqrt((1 - alpha) * evals + alpha * target)
+            kept = evals.copy()
+            if rank:
+                kept[: len(kept) - rank] = 0.0  # eigh sorts ascending: the last `rank` are the largest
+            scale = 1.0 / np.sqrt((1 - alpha) * kept + alpha * target)
             y = (y @ evecs) * scale  # whitened coordinates (a rotation does not change cosines)
     return y / np.linalg.norm(y, axis=1, keepdims=True)
+
+
+
+def confident_at(q: np.ndarray, q_labels: list[str], c: np.ndarray, c_labels: list[str],
+                 false_alarm: float = 0.05) -> float:
+    """Share of true queries answered right *and* above the similarity that only `false_alarm` of
+    the distractor queries (label "") reach: what any verdict threshold on similarity could call."""
+    sims = q @ c.T
+    best = sims.max(axis=1)
+    top = [c_labels[j] for j in sims.argmax(axis=1)]
+    distractor = np.array([lab == "" for lab in q_labels])
+    if not distractor.any():
+        return float("nan")
+    cut = float(np.quantile(best[distractor], 1 - false_alarm))
+    true = ~distractor
+    right = np.array([t == lab for t, lab in zip(top, q_labels)])
+    return float(np.mean((right & (best > cut))[true]))
 
 
 def recall(q: np.ndarray, q_labels: list[str], c: np.ndarray, c_labels: list[str]) -> tuple[float, float]:
@@ -139,7 +165,7 @@ def leave_objects_out(vectors: np.ndarray, labels: np.ndarray, folds: int = 4) -
         for o in part:
             first[np.flatnonzero(tl == o)[0]] = True  # the catalogue view (rendered first)
         for name, m, a in [("plain", None, None), ("centred", model, None)] + [(f"alpha={a}", model, a) for a in ALPHAS]:
-            y = transform(m, a, tv)
+            y = adapt(m, a, tv)
             r1, _ = recall(y[~first], list(tl[~first]), y[first], list(tl[first]))
             hits.setdefault(name, []).append(r1)
     return {k: round(float(np.mean(v)), 4) for k, v in hits.items()}
@@ -157,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", type=Path, default=Path("/tmp/artefact-3d-train"), help="where training renders go")
     p.add_argument("--train-objects", type=int, default=40, help="training objects per group (textured, plain)")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--ranks", default="0", help="comma list: low-rank variants of the chosen alpha (0 = full)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
 
@@ -172,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     model = fit(tv, t_labels)
 
     # 3D benchmark: true queries only (R@1 is about finding the right object)
-    q3 = [r for r in read_csv(a.data / "queries.csv") if r["expected_id"]]
+    q3_all = read_csv(a.data / "queries.csv")
+    q3 = [r for r in q3_all if r["expected_id"]]
     q3v = embed([a.data / r["query"] for r in q3])
+    q3_all_v = embed([a.data / r["query"] for r in q3_all])
     cat_ids = sorted({r["expected_id"] for r in q3})
     # recall benchmark: data/sample's catalogue photos, the bench folder's true queries
     sample = read_csv(SAMPLE / "catalogue.csv")
@@ -186,36 +215,51 @@ def main(argv: list[str] | None = None) -> int:
             s_paths += files
             s_labels += [row["id"]] * len(files)
     sv = embed(s_paths)
-    qs = [r for r in read_csv(a.bench / "queries.csv") if r["expected_id"]]
+    qs_all = read_csv(a.bench / "queries.csv")
+    qs = [r for r in qs_all if r["expected_id"]]
     qsv = embed([a.bench / r["query"] for r in qs])
+    qs_all_v = embed([a.bench / r["query"] for r in qs_all])
 
-    variants = [("plain", None, None), ("centred", model, None)] + [(f"alpha={x}", model, x) for x in ALPHAS]
+    variants = [("plain", None, None, 0), ("centred", model, None, 0)] + [(f"alpha={x}", model, x, 0) for x in ALPHAS]
+    chosen_alpha = float(chosen.split("=")[1])
+    variants += [(f"{chosen} rank {k}", model, chosen_alpha, k) for k in map(int, a.ranks.split(",")) if k]
     rows = []
-    for name, m, alpha in variants:
+    for name, m, alpha, rank in variants:
         row: dict[str, object] = {"variant": name, "chosen": name == chosen, "train_cv_r1": cv.get(name)}
-        y3 = transform(m, alpha, q3v)
+
+        def apply(x: np.ndarray, m: Model | None = m, alpha: float | None = alpha, rank: int = rank) -> np.ndarray:
+            return adapt(m, alpha, x, rank)
+
+        y3 = apply(q3v)
         for n, views in VIEWS.items():
             c_paths = [a.data / "images" / o / f"{v}.png" for o in cat_ids for v in views]
             c_labels = [o for o in cat_ids for _ in views]
-            r1, r5 = recall(y3, [r["expected_id"] for r in q3], transform(m, alpha, embed(c_paths)), c_labels)
+            r1, r5 = recall(y3, [r["expected_id"] for r in q3], apply(embed(c_paths)), c_labels)
             row[f"3d_{n}view_r1"], row[f"3d_{n}view_r5"] = round(r1, 4), round(r5, 4)
         for sub in ("textured", "plain"):
             keep = [i for i, r in enumerate(q3) if sub in r["condition"]]
             c_paths = [a.data / "images" / o / "c000.png" for o in cat_ids]
-            r1, _ = recall(y3[keep], [q3[i]["expected_id"] for i in keep], transform(m, alpha, embed(c_paths)), cat_ids)
+            r1, _ = recall(y3[keep], [q3[i]["expected_id"] for i in keep], apply(embed(c_paths)), cat_ids)
             row[f"3d_1view_{sub}_r1"] = round(r1, 4)
-        ys = transform(m, alpha, qsv)
-        r1, r5 = recall(ys, [r["expected_id"] for r in qs], transform(m, alpha, sv), s_labels)
+        c1 = [a.data / "images" / o / "c000.png" for o in cat_ids]
+        row["3d_1view_confident_at_5pct_fa"] = round(confident_at(
+            apply(q3_all_v), [r["expected_id"] for r in q3_all], apply(embed(c1)), cat_ids), 4)
+        row["sample_confident_at_5pct_fa"] = round(confident_at(
+            apply(qs_all_v), [r["expected_id"] for r in qs_all], apply(sv), s_labels), 4)
+        ys = apply(qsv)
+        r1, r5 = recall(ys, [r["expected_id"] for r in qs], apply(sv), s_labels)
         row["sample_r1"], row["sample_r5"] = round(r1, 4), round(r5, 4)
         conditions = sorted({r["condition"] for r in qs})
         row["sample_by_condition_r1"] = {
             c: round(recall(ys[[i for i, r in enumerate(qs) if r["condition"] == c]],
                             [r["expected_id"] for r in qs if r["condition"] == c],
-                            transform(m, alpha, sv), s_labels)[0], 4) for c in conditions}
+                            apply(sv), s_labels)[0], 4) for c in conditions}
         rows.append(row)
         print(f"{name:<11} cv {row['train_cv_r1']!s:>6}  3D R@1 1/2/4 views {row['3d_1view_r1']:.3f} / "
               f"{row['3d_2view_r1']:.3f} / {row['3d_4view_r1']:.3f} (textured {row['3d_1view_textured_r1']:.3f}, "
               f"plain {row['3d_1view_plain_r1']:.3f})  recall benchmark R@1 {row['sample_r1']:.3f} R@5 {row['sample_r5']:.3f}"
+              + f"  right and above 5% FA: 3D {row['3d_1view_confident_at_5pct_fa']:.3f}, "
+              f"recall benchmark {row['sample_confident_at_5pct_fa']:.3f}"
               + ("  <- chosen by training CV" if row["chosen"] else ""), file=sys.stderr if a.json else sys.stdout)
     if a.json:
         print(json.dumps({"train_objects": len(objs), "train_views": len(t_paths), "chosen": chosen, "rows": rows},
