@@ -220,6 +220,9 @@ def main() -> int:
                     help="flat, or auto: the store the product picks for this size (IVF-PQ beyond 10k)")
     ap.add_argument("--compare-serial-features", action="store_true",
                     help="also time the old order (query features extracted after the index search), round robin")
+    ap.add_argument("--buffer-reuse", action="store_true",
+                    help="this process keeps freed image buffers for reuse, as ingest's decode workers do "
+                         "(embed/allocator.py); compare runs with and without it")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     # PASSIVE unless asked otherwise, as the `artefact` command sets it (must precede the torch import)
@@ -230,11 +233,16 @@ def main() -> int:
     from artefact.index.search import search
 
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else (lambda *a: print(*a, flush=True))
+    if args.buffer_reuse:
+        from artefact.embed.allocator import reuse_freed_buffers
+
+        log(f"buffer reuse: {reuse_freed_buffers()}")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_query_"))
     work.mkdir(parents=True, exist_ok=True)
     query = make_query_jpeg()
     log(f"query photo: 4000x3000 JPEG q90, {len(query) / 1e6:.2f} MB")
-    out: dict = {"benchmark": "query", "machine": machine(), "query_jpeg_bytes": len(query), "models": {}}
+    out: dict = {"benchmark": "query", "machine": machine(), "query_jpeg_bytes": len(query),
+                 "buffer_reuse": args.buffer_reuse, "models": {}}
     try:
         for mname in [m.strip() for m in args.models.split(",") if m.strip()]:
             embedder = load_model(mname, batch_size=32, threads=args.threads,

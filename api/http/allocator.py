@@ -11,10 +11,10 @@ An operator's own MALLOC_ARENA_MAX wins; on a C library other than glibc nothing
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
+
+from artefact.embed.allocator import mallopt
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +26,10 @@ def tune_for_service() -> dict[str, int]:
     """Apply the service's malloc settings; returns those applied (empty where none could be)."""
     if os.environ.get("MALLOC_ARENA_MAX"):  # set by the operator: theirs wins
         return {}
-    name = ctypes.util.find_library("c")
-    if name is None:
+    set_option = mallopt()
+    if set_option is None:  # not glibc (musl, macOS): no mallopt to call
         return {}
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS): no mallopt to call
-        return {}
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    if mallopt(_M_ARENA_MAX, ARENA_MAX) != 1:  # mallopt returns 1 on success
+    if set_option(_M_ARENA_MAX, ARENA_MAX) != 1:  # mallopt returns 1 on success
         log.warning("could not set MALLOC_ARENA_MAX=%d through mallopt", ARENA_MAX)
         return {}
     return {"MALLOC_ARENA_MAX": ARENA_MAX}
