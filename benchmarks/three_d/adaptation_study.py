@@ -151,6 +151,22 @@ def recall(q: np.ndarray, q_labels: list[str], c: np.ndarray, c_labels: list[str
     return float(np.mean(r <= 1)), float(np.mean(r <= 5))
 
 
+def write_map(path: Path, model: Model, alpha: float, rank: int, info: dict[str, object]) -> None:
+    """The map as embed/adaptation.py applies it: y = c (x - mean) + ((x - mean) @ basis) * (scales - c) @ basis.T,
+    i.e. the whitening restricted to the `rank` directions of largest within-object variance."""
+    mean, evals, evecs = model
+    target = float(evals.mean())
+    c = 1.0 / np.sqrt(alpha * target)
+    top = np.argsort(evals)[::-1][:rank]
+    scales = 1.0 / np.sqrt((1 - alpha) * evals[top] + alpha * target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        np.savez_compressed(f, mean=mean.astype(np.float32), basis=evecs[:, top].astype(np.float16),
+                            scales=(scales / c).astype(np.float32),
+                            info=np.array(json.dumps({"alpha": alpha, "rank": rank, **info})))
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)", file=sys.stderr)
+
+
 def leave_objects_out(vectors: np.ndarray, labels: np.ndarray, folds: int = 4) -> dict[str, float]:
     """R@1 of query views against catalogue views of held-out training objects, per alpha (plus centring, plain)."""
     objects = np.unique(labels)
@@ -184,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-objects", type=int, default=40, help="training objects per group (textured, plain)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--ranks", default="0", help="comma list: low-rank variants of the chosen alpha (0 = full)")
+    p.add_argument("--write-map", type=Path, default=None,
+                   help="write the chosen alpha's map at rank --map-rank as the package's adaptation file "
+                        "(embed/data/turned3d.npz; see embed/adaptation.py)")
+    p.add_argument("--map-rank", type=int, default=64)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
 
@@ -197,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     chosen = max((k for k in cv if k.startswith("alpha=")), key=lambda k: cv[k])
     print(f"leave-objects-out R@1 on training objects: {cv} -> {chosen}", file=sys.stderr)
     model = fit(tv, t_labels)
+    if a.write_map:
+        write_map(a.write_map, model, float(chosen.split("=")[1]), a.map_rank,
+                  {"training_objects": len(objs), "training_views": len(t_paths), "leave_objects_out_r1": cv})
 
     # 3D benchmark: true queries only (R@1 is about finding the right object)
     q3_all = read_csv(a.data / "queries.csv")

@@ -1,0 +1,67 @@
+"""The turned-3D adaptation of the offline backbone: the shipped map, applied in the tower, as a model of its own."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from artefact.embed.adaptation import load_adaptation
+from artefact.embed.embedder import l2_normalise
+from artefact.embed.errors import ModelUnavailableError
+from artefact.embed.loader import embedder_for, load_embedder
+from artefact.embed.models import EFFICIENTNET_LITE0, OFFLINE_FALLBACK_SPEC, LoadOptions, ModelSpec
+from artefact.index.calibration import builtin_calibration
+from artefact.index.errors import IndexMismatchError
+from artefact.index.library import Library
+
+ADAPTED = ModelSpec(EFFICIENTNET_LITE0, "tf_efficientnet_lite0+turned3d", "imagenet")
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+
+
+@pytest.fixture(scope="module")
+def adapted(model_cache_dir):
+    return load_embedder(ADAPTED, LoadOptions(allow_download=False, cache_dir=model_cache_dir))
+
+
+@pytest.fixture(scope="module")
+def arrays(offline_embedder, photo_image):
+    from artefact.embed.preprocess import prepare
+
+    return [prepare(photo_image(name), offline_embedder.preprocess) for name in PHOTOS]
+
+
+def test_adapted_vectors_are_the_shipped_map_of_the_plain_ones(adapted, offline_embedder, arrays):
+    plain = offline_embedder.embed_prepared(arrays)
+    expected = l2_normalise(load_adaptation("turned3d", 1280).apply(plain))
+    got = adapted.embed_prepared(arrays)
+    assert np.min(np.sum(got * expected, axis=1)) > 0.9999
+    # and the map does change the vectors (whitening moves every photo)
+    assert np.max(np.sum(got * plain, axis=1)) < 0.99
+
+
+def test_a_compiled_runtime_carries_the_adaptation(adapted, arrays, tmp_path):
+    compiled = embedder_for(adapted.description, None,
+                            LoadOptions(allow_download=False, cache_dir=tmp_path, runtime="onnx", precision="fp32"))
+    assert compiled.description.identity() == adapted.description.identity()
+    cos = np.sum(compiled.embed_prepared(arrays) * adapted.embed_prepared(arrays), axis=1)
+    assert np.min(cos) > 0.999
+
+
+def test_the_adapted_model_is_another_model(adapted, offline_embedder, tmp_path):
+    assert adapted.description.identity() != offline_embedder.description.identity()
+    assert adapted.description.extra["adaptation"]["name"] == "turned3d"
+    with Library(tmp_path / "home") as library:
+        library.bind_model(offline_embedder.description)
+        with pytest.raises(IndexMismatchError):
+            library.check_model(adapted.description)
+    # the built-in verdicts were fitted on plain similarities: an adapted index calibrates its own
+    assert builtin_calibration(offline_embedder.description, True) is not None
+    assert builtin_calibration(adapted.description, True) is None
+
+
+def test_an_unknown_adaptation_is_refused_by_name(model_cache_dir):
+    with pytest.raises(ModelUnavailableError, match="unknown adaptation 'sideways'"):
+        load_embedder(replace(OFFLINE_FALLBACK_SPEC, model_name="tf_efficientnet_lite0+sideways"),
+                      LoadOptions(allow_download=False, cache_dir=model_cache_dir))
