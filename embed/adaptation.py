@@ -8,6 +8,10 @@ by that script's --write-map). Measured through search with re-ranking: turned-3
 catalogue view 0.762 -> 0.854 (4 views 0.892 -> 0.942), the recall benchmark 0.932 -> 0.928
 (one query of 264) with the same strong-match recall (benchmarks/README.md, "Turned 3D objects").
 
+Provenance: a statistic of this model's vectors of procedural objects rendered with POV-Ray
+(Debian povray; stone, wood and mineral textures from its include files, CC-BY-SA-3.0, used at
+render time); no image or texture is contained in it, and the renders are not kept.
+
 Chosen with `--backend efficientnet_lite0 --model tf_efficientnet_lite0+turned3d`: the adapted
 model is another model (its own identity and index), with no built-in verdict calibration yet
 (calibrate with `artefact index calibrate`).
