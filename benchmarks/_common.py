@@ -152,8 +152,11 @@ def make_corpus(
 
 
 def load_model(name: str, batch_size: int = 32, threads: int | None = None, runtime: str | None = None,
-               precision: str = "auto", cache_dir: Path | None = None) -> Any:
-    """A benchmark model; runtime None = PyTorch as loaded, "auto" = the product default (see embed/runtimes)."""
+               precision: str = "auto", cache_dir: Path | None = None, bulk: bool = False) -> Any:
+    """A benchmark model; runtime None = PyTorch as loaded, "auto" = the product default (see embed/runtimes).
+
+    bulk: load it as `index add` does (default threads leave cores to the decode workers).
+    """
     from artefact.embed.loader import load_embedder
     from artefact.embed.models import LoadOptions, ModelSpec
 
@@ -161,7 +164,7 @@ def load_model(name: str, batch_size: int = 32, threads: int | None = None, runt
     return load_embedder(
         ModelSpec(backend, model_name, pretrained),
         LoadOptions(allow_download=False, device="cpu", batch_size=batch_size, threads=threads,
-                    runtime=runtime, precision=precision, cache_dir=cache_dir),
+                    runtime=runtime, precision=precision, cache_dir=cache_dir, bulk=bulk),
     )
 
 

@@ -127,7 +127,7 @@ def main() -> int:
                 # A compiled session fixes its threads when made: one embedder per thread count.
                 embedder = load_model(mname, batch_size=args.batch_size, threads=threads,
                                       runtime=None if runtime == "torch" else runtime, precision=args.precision,
-                                      cache_dir=args.model_cache or work / "models")
+                                      cache_dir=args.model_cache or work / "models", bulk=True)
                 if cfg is None:
                     cfg = embedder.preprocess
                     # decode cost alone, single core, in this process (what one worker does per photo)

@@ -88,6 +88,7 @@ class LoadOptions:
     runtime: str | None = None
     precision: str = "auto"  # fp32 | int8 | auto
     calibration_photos: tuple[Path, ...] = ()  # catalogue photos for static int8 calibration
+    bulk: bool = False  # embedding beside decode workers (ingest): compiled runtimes take fewer threads
 
 
 def file_sha256(path: Path, cache_dir: Path | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from artefact.api.settings import Settings
@@ -65,9 +66,13 @@ def indexed_model(library: Library) -> "ModelDescription":
     return model
 
 
-def library_embedder(settings: Settings, library: Library) -> "Embedder":
-    """The index's own model unless another is named; a named model that differs is refused."""
-    embedder = embedder_for(library.model, settings.explicit_spec(), settings.load_options())
+def library_embedder(settings: Settings, library: Library, bulk: bool = False) -> "Embedder":
+    """The index's own model unless another is named; a named model that differs is refused.
+
+    bulk: the embedder feeds an ingest whose decode workers share the cores.
+    """
+    options = replace(settings.load_options(), bulk=bulk)
+    embedder = embedder_for(library.model, settings.explicit_spec(), options)
     library.check_model(embedder.description)
     return embedder
 

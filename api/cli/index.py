@@ -30,7 +30,7 @@ PROBLEMS_SHOWN = 20  # per kind (errors, warnings); the full list is in the prob
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     library = open_library(settings, must_exist=False)
-    embedder = library_embedder(settings, library)
+    embedder = library_embedder(settings, library, bulk=True)
     local_features = None if args.local_features == "none" else args.local_features
     progress = not args.quiet and not args.json
     if getattr(args, "ray", None):

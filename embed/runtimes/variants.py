@@ -63,28 +63,35 @@ class Variant:
 TORCH_FP32 = Variant()
 
 # The fastest variant that keeps recall, per backbone (benchmarks/bench_runtime.py; tables in
-# benchmarks/README.md). EfficientNet-Lite0: ONNX Runtime fp32 (3.0-3.3x PyTorch per photo,
-# R@1 identical); its int8 variants are faster but static int8 kept R@1 within 0.01 only when
+# benchmarks/README.md). EfficientNet-Lite0: OpenVINO fp32 (vectors and R@1 identical to
+# PyTorch's; 2 threads idle: ~3x PyTorch per photo, 3.7-3.9x batched; ONNX Runtime fp32, the
+# earlier default, 2.5-2.8x / 3.0x). Its compile at every process start (0.5-2 s idle) is paid
+# once: the compiled model is cached beside the export (openvino_runtime.COMPILED_CACHE_DIR,
+# ~0.1 s to load). Its int8 variants are faster but static int8 kept R@1 within 0.01 only when
 # calibrated on the catalogue's own photos (-0.014 with the built-in photos a first use on an
 # empty home has, ONNX Runtime's QDQ -0.07), and moved true-match similarities by ~0.03, which
 # the built-in verdict calibration does not expect. ViT-B-32: ONNX Runtime dynamic int8
-# (3.0x per photo, agreement 0.976-0.985; no CLIP weights here to measure R@1 directly).
+# (2.8x per photo idle, agreement 0.976-0.985; no CLIP weights here to measure R@1 directly).
 DEFAULTS: dict[str, Variant] = {
-    EFFICIENTNET_LITE0: Variant(ONNX, FP32),
+    EFFICIENTNET_LITE0: Variant(OPENVINO, FP32),
     OPEN_CLIP: Variant(ONNX, INT8),
 }
 
 
-def default_threads(cpus: int | None = None) -> int:
+def default_threads(cpus: int | None = None, bulk: bool = False) -> int:
     """Threads for a compiled session when none are configured.
 
-    Measured (benchmarks/bench_runtime.py, 2 vCPUs shared with other work): every
-    runtime ran single photos and batches faster on 1 thread than on 2, because the
-    second core is busy with decoding, the web server or other jobs. Larger machines
-    get half their cores, leaving the rest to the decoders.
+    Measured on 2 vCPUs (benchmarks/bench_runtime.py, bench_ingest.py): a search embeds one
+    photo after decoding it, so both cores are free and two threads embed it in ~0.6x the
+    time of one (EfficientNet-Lite0 in OpenVINO, idle: 12 vs 21 ms): searches get every core
+    (up to 8). Bulk ingest decodes in worker processes at the same time, so the session
+    there gets half the cores (one on a 2-core machine), leaving the rest to the decoders;
+    earlier runs under load also showed one thread beating two when the other core was busy.
     """
     n = cpus if cpus is not None else (os.cpu_count() or 1)
-    return 1 if n <= 2 else min(8, n // 2)
+    if bulk:
+        return 1 if n <= 2 else min(8, n // 2)
+    return max(1, min(8, n))
 
 
 class ImageSession(Protocol):
@@ -134,15 +141,18 @@ def record_of(description: ModelDescription) -> RuntimeRecord:
 
 
 def options_for_index(existing: ModelDescription, options: LoadOptions) -> LoadOptions:
-    """With runtime "auto", an index is searched by the variant that built it (like its model).
+    """With runtime "auto", an index is searched by the variant that built it (like its model),
+    except that any fp32 index gets the backbone's default runtime in fp32.
 
-    An index built by PyTorch (every index made before runtimes existed) gets the backbone's
-    default runtime in fp32, whose vectors agree with PyTorch's: upgrading never makes an
-    index unsearchable, and it is still fast.
+    fp32 exports agree with PyTorch to cosine > 0.99999 and give its R@1 exactly, so an index
+    built by PyTorch (every index made before runtimes existed) or by an earlier default
+    (ONNX Runtime for EfficientNet-Lite0) is searched by today's fastest fp32 runtime:
+    upgrading never makes an index unsearchable, and it gets faster. An int8 index keeps its
+    own variant: int8 vectors move enough that only their own kind should meet them.
     """
     if options.runtime != AUTO:
         return options
-    if not existing.extra.get(EXTRA_KEY):
+    if not existing.extra.get(EXTRA_KEY) or record_of(existing).variant.precision == FP32:
         runtime = DEFAULTS.get(existing.backend, TORCH_FP32).runtime
         return replace(options, runtime=runtime, precision=FP32)
     variant = record_of(existing).variant

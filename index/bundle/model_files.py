@@ -9,8 +9,9 @@ from artefact.embed.fileio import fsync_dir
 from artefact.embed.models import file_sha256
 from artefact.index.bundle.manifest import MODELS_PREFIX, Link
 
-# Local bookkeeping of the model cache, not model content: never carried.
-SKIP_NAMES = {"checksums.json", ".locks"}
+# Local bookkeeping of the model cache, not model content: never carried. OpenVINO's compiled
+# blobs are made for one CPU (embed/runtimes/openvino_runtime.py); a post compiles its own.
+SKIP_NAMES = {"checksums.json", ".locks", "openvino-compiled"}
 SKIP_SUFFIXES = (".tmp", ".incomplete", ".lock")
 
 

@@ -182,6 +182,38 @@ def test_auto_follows_the_index_variant(tiny_spec, runtime_options, onnx_fp32, t
     assert record_of(legacy.description).variant == Variant(ONNX, "fp32")
 
 
+def test_auto_moves_an_fp32_index_to_the_default_runtime_and_keeps_int8(tiny_spec, runtime_options, onnx_fp32,
+                                                                        monkeypatch):
+    pytest.importorskip("openvino")
+    monkeypatch.setitem(DEFAULTS, "open_clip", Variant("openvino", "int8"))
+    auto = replace(runtime_options, runtime=AUTO, precision=AUTO)
+    # an index an earlier default (ONNX fp32) built: today's default runtime, fp32, vectors agreeing
+    moved = embedder_for(onnx_fp32.description, None, auto)
+    assert record_of(moved.description).variant == Variant("openvino", "fp32")
+    # an int8 index: only its own kind of vectors meets it
+    int8 = load_embedder(tiny_spec, replace(runtime_options, runtime=ONNX, precision="int8"))
+    kept = embedder_for(int8.description, None, auto)
+    assert record_of(kept.description).variant == Variant(ONNX, "int8")
+
+
+def test_openvino_keeps_its_compiled_model_and_survives_a_damaged_one(tiny_spec, runtime_options, tiny_embedder,
+                                                                     photo_image):
+    pytest.importorskip("openvino")
+    from artefact.embed.runtimes.export import export_folder
+    from artefact.embed.runtimes.openvino_runtime import COMPILED_CACHE_DIR
+
+    options = replace(runtime_options, runtime="openvino", precision="fp32")
+    load_embedder(tiny_spec, options)
+    cache = export_folder(options, tiny_embedder.description) / COMPILED_CACHE_DIR
+    blobs = [p for p in cache.iterdir() if p.is_file()]
+    assert blobs, "OpenVINO wrote no compiled model: every process start would compile again"
+    for blob in blobs:
+        blob.write_bytes(b"not a compiled model" * 100)
+    again = load_embedder(tiny_spec, options)
+    arrays = _inputs(tiny_embedder, photo_image)
+    assert (tiny_embedder.embed_prepared(arrays) * again.embed_prepared(arrays)).sum(axis=1).min() >= AGREEMENT_MIN_COSINE
+
+
 def test_resolve_defaults():
     assert resolve("efficientnet_lite0", AUTO, AUTO) == DEFAULTS["efficientnet_lite0"]
     assert resolve("open_clip", AUTO, AUTO) == DEFAULTS["open_clip"]
@@ -190,4 +222,5 @@ def test_resolve_defaults():
     assert resolve("open_clip", "torch", "fp32") == TORCH_FP32
     with pytest.raises(ValueError):
         resolve("open_clip", "tensorrt", AUTO)
-    assert default_threads(2) == 1 and default_threads(16) == 8
+    assert default_threads(2) == 2 and default_threads(16) == 8 and default_threads(1) == 1  # a search: every core
+    assert default_threads(2, bulk=True) == 1 and default_threads(16, bulk=True) == 8  # ingest: half, for decoders

@@ -33,6 +33,9 @@ def fake_model_cache(models: Path) -> None:
     (models / "runtimes").mkdir()
     (models / "runtimes" / "model.onnx").write_bytes(os.urandom(2048))
     (models / "checksums.json").write_text("{}")  # local bookkeeping: must not travel
+    compiled = models / "runtimes" / "openvino-compiled"  # made for the issuer's CPU: must not travel
+    compiled.mkdir()
+    (compiled / "1234567890.blob").write_bytes(os.urandom(1024))
 
 
 @pytest.fixture(scope="session")
