@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Callable
 
 from artefact.embed.errors import ModelUnavailableError
-from artefact.embed.runtimes.registry import accelerate
+from artefact.embed.runtimes.registry import accelerate, open_pinned
 from artefact.embed.runtimes.variants import options_for_index
 from artefact.embed.models import (
     DEFAULT_SPEC,
@@ -110,6 +110,8 @@ def embedder_for(
     """
     if existing is not None:
         options = options_for_index(existing, options)  # runtime "auto": the variant that built the index
-    if explicit is None and existing is not None:
-        return load_embedder(existing.spec(), options)
+    if existing is not None and (explicit is None or explicit == existing.spec()):
+        # The index's own model: straight from its pinned export when there is one (no PyTorch
+        # import, seconds faster per command), else loaded, and exported on first use.
+        return open_pinned(existing, options) or load_embedder(existing.spec(), options)
     return load_embedder_with_fallback(explicit, options)

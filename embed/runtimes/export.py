@@ -44,6 +44,7 @@ OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "pixels", "features"
 PIN_SUFFIX = ".pin.json"
 EXPORT_PIN = "export"
+ONNX_FP32_FILE = "onnx-fp32.onnx"  # the torch export every variant starts from
 
 
 @dataclass
@@ -175,7 +176,7 @@ def export_onnx(embedder: Embedder, path: Path) -> None:
 
 def ensure_onnx_fp32(embedder: Embedder, ctx: BuildContext) -> Path:
     """The fp32 ONNX export of this model, made once and reused (every other variant starts from it)."""
-    path = ctx.folder / "onnx-fp32.onnx"
+    path = ctx.folder / ONNX_FP32_FILE
     pin = pin_path(ctx.folder, EXPORT_PIN)
     if read_pinned(pin, [path], ctx.cache_dir) is None:
         export_onnx(embedder, path)

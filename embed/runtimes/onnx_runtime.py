@@ -15,6 +15,7 @@ from artefact.embed.fileio import atomic_path
 from artefact.embed.models import OPEN_CLIP
 from artefact.embed.runtimes.export import (
     INPUT_NAME,
+    ONNX_FP32_FILE,
     OUTPUT_NAME,
     BuildContext,
     Pinned,
@@ -89,19 +90,30 @@ def quantize_static_int8(source: Path, target: Path, calibration: np.ndarray) ->
             "calibration_photos": int(len(calibration))}
 
 
+def variant_files(folder: Path, precision: str) -> list[Path]:
+    """The files the variant runs from (its pin vouches for them)."""
+    if precision == FP32:
+        return [folder / ONNX_FP32_FILE]
+    if precision == INT8:
+        return [folder / "onnx-int8.onnx"]
+    raise ModelUnavailableError(f"onnx runtime offers fp32 and int8, not {precision!r}")
+
+
+def open_session(files: list[Path], ctx: BuildContext) -> ImageSession:
+    return OnnxSession(files[0], ctx.threads)
+
+
 def build(embedder: Embedder, precision: str, ctx: BuildContext) -> tuple[ImageSession, Pinned]:
     """The ONNX Runtime session of this embedder at `precision`, exporting/quantizing on first use."""
+    files = variant_files(ctx.folder, precision)
     fp32 = ensure_onnx_fp32(embedder, ctx)
     variant = Variant(ONNX, precision)
     if precision == FP32:
-        return ensure_variant(embedder, variant, [fp32], ctx, lambda: {}, lambda: OnnxSession(fp32, ctx.threads))
-    if precision != INT8:
-        raise ModelUnavailableError(f"onnx runtime offers fp32 and int8, not {precision!r}")
-    target = ctx.folder / "onnx-int8.onnx"
+        return ensure_variant(embedder, variant, files, ctx, lambda: {}, lambda: open_session(files, ctx))
 
     def make() -> dict[str, Any]:
         if embedder.description.backend in DYNAMIC_BACKENDS:
-            return quantize_dynamic_int8(fp32, target)
-        return quantize_static_int8(fp32, target, calibration_batch(embedder.preprocess, ctx.calibration_photos))
+            return quantize_dynamic_int8(fp32, files[0])
+        return quantize_static_int8(fp32, files[0], calibration_batch(embedder.preprocess, ctx.calibration_photos))
 
-    return ensure_variant(embedder, variant, [target], ctx, make, lambda: OnnxSession(target, ctx.threads))
+    return ensure_variant(embedder, variant, files, ctx, make, lambda: open_session(files, ctx))

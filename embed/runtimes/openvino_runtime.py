@@ -13,7 +13,7 @@ import numpy as np
 from artefact.embed.embedder import Embedder
 from artefact.embed.errors import ModelUnavailableError
 from artefact.embed.models import OPEN_CLIP
-from artefact.embed.runtimes.export import BuildContext, Pinned, ensure_onnx_fp32, ensure_variant
+from artefact.embed.runtimes.export import ONNX_FP32_FILE, BuildContext, Pinned, ensure_onnx_fp32, ensure_variant
 from artefact.embed.runtimes.probes import calibration_batch
 from artefact.embed.runtimes.variants import FP32, INT8, OPENVINO, ImageSession, Variant
 
@@ -95,20 +95,31 @@ def quantize_int8(source: Path, xml: Path, calibration: np.ndarray, transformer:
             "calibration_photos": int(len(calibration))}
 
 
-def build(embedder: Embedder, precision: str, ctx: BuildContext) -> tuple[ImageSession, Pinned]:
-    """The OpenVINO compiled tower of this embedder at `precision`, made on first use."""
-    fp32 = ensure_onnx_fp32(embedder, ctx)
+def variant_files(folder: Path, precision: str) -> list[Path]:
+    """The files the variant runs from (its pin vouches for them)."""
     if precision == FP32:
         # OpenVINO reads the ONNX file itself: the fp32 variant needs no file of its own.
-        return ensure_variant(embedder, Variant(OPENVINO, FP32), [fp32], ctx, lambda: {},
-                              lambda: OpenVinoSession(fp32, ctx.threads, ctx.folder / COMPILED_CACHE_DIR))
-    if precision != INT8:
-        raise ModelUnavailableError(f"openvino runtime offers fp32 and int8, not {precision!r}")
-    xml = ctx.folder / "openvino-int8.xml"
+        return [folder / ONNX_FP32_FILE]
+    if precision == INT8:
+        xml = folder / "openvino-int8.xml"
+        return [xml, xml.with_suffix(".bin")]
+    raise ModelUnavailableError(f"openvino runtime offers fp32 and int8, not {precision!r}")
+
+
+def open_session(files: list[Path], ctx: BuildContext) -> ImageSession:
+    return OpenVinoSession(files[0], ctx.threads, ctx.folder / COMPILED_CACHE_DIR)
+
+
+def build(embedder: Embedder, precision: str, ctx: BuildContext) -> tuple[ImageSession, Pinned]:
+    """The OpenVINO compiled tower of this embedder at `precision`, made on first use."""
+    files = variant_files(ctx.folder, precision)
+    fp32 = ensure_onnx_fp32(embedder, ctx)
+    if precision == FP32:
+        return ensure_variant(embedder, Variant(OPENVINO, FP32), files, ctx, lambda: {},
+                              lambda: open_session(files, ctx))
 
     def make() -> dict[str, Any]:
         batch = calibration_batch(embedder.preprocess, ctx.calibration_photos)
-        return quantize_int8(fp32, xml, batch, embedder.description.backend in TRANSFORMER_BACKENDS)
+        return quantize_int8(fp32, files[0], batch, embedder.description.backend in TRANSFORMER_BACKENDS)
 
-    return ensure_variant(embedder, Variant(OPENVINO, INT8), [xml, xml.with_suffix(".bin")], ctx, make,
-                          lambda: OpenVinoSession(xml, ctx.threads, ctx.folder / COMPILED_CACHE_DIR))
+    return ensure_variant(embedder, Variant(OPENVINO, INT8), files, ctx, make, lambda: open_session(files, ctx))
