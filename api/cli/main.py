@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from artefact.api.cli import audit, bench, bundle, index, keys, model, objects, search, serve, signing
 from artefact.api.cli import eval as evaluation
-from artefact.api.cli.common import SWITCHES, run_command
+from artefact.api.cli.common import EXIT_ERROR, SWITCHES, run_command
 from artefact.api.http.security import ROLES
 from artefact.api.settings import Settings
 from artefact.embed.models import EFFICIENTNET_LITE0, OPEN_CLIP
@@ -247,4 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return run_command(args.func, args)
+    try:
+        return run_command(args.func, args)
+    except BrokenPipeError:
+        # The reader went away (`artefact search ... | head`): no traceback; stdout is pointed at
+        # /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
