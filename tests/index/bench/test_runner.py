@@ -34,6 +34,18 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory, tiny_embedder) -> tuple
     return library, bench
 
 
+def _same_up_to_ties(a, b, n: int, tol: float = 1e-4) -> bool:
+    """Top n equal place by place, except where the two objects at a place are tied in score."""
+    score_a = dict(zip(a.ranked_ids, a.scores))
+    score_b = dict(zip(b.ranked_ids, b.scores))
+    for x, y in zip(a.ranked_ids[:n], b.ranked_ids[:n]):
+        if abs(score_a[x] - score_b[x]) > tol:
+            return False  # batching moved a score: a real difference
+        if x != y and (abs(score_a[x] - score_a[y]) > tol or abs(score_b[x] - score_b[y]) > tol):
+            return False
+    return True
+
+
 def test_evaluate_end_to_end_writes_report_and_plots(tiny_bench, tiny_embedder, tmp_path: Path) -> None:
     library, bench = tiny_bench
     bench_queries = bench.queries()
@@ -47,8 +59,10 @@ def test_evaluate_end_to_end_writes_report_and_plots(tiny_bench, tiny_embedder, 
     single = runner.evaluate(library, tiny_embedder, bench_queries, label="tiny", search_options=options)
     batched = runner.evaluate(library, tiny_embedder, bench_queries, label="tiny-batched", batch_size=8)
     assert len(single.results) == len(bench_queries) and not any(r.error for r in single.results)
-    # batching changes speed, not answers
-    assert [r.ranked_ids[:3] for r in single.results] == [r.ranked_ids[:3] for r in batched.results]
+    # batching changes speed, not answers: the same objects in the same order, except that objects
+    # tied in score (PAIR-BOX is a copy of SMP-ARCH-01's photo) may trade places on float noise
+    for a, b in zip(single.results, batched.results):
+        assert a.ranked_ids[:3] == b.ranked_ids[:3] or _same_up_to_ties(a, b, 3), (a.ranked_ids[:3], b.ranked_ids[:3])
     for r in single.results:
         assert len(r.ranked_ids) == 28  # whole catalogue ranked: k > catalogue is fine
         if r.expected_id is not None:
