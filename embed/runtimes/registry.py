@@ -207,7 +207,8 @@ def accelerate(embedder: Embedder, options: LoadOptions) -> Embedder:
         )
         return embedder
     ctx = BuildContext(export_folder(options, embedder.description), options.cache_dir,
-                       options.threads or default_threads(bulk=options.bulk), tuple(Path(p) for p in options.calibration_photos))
+                       options.threads or default_threads(bulk=options.bulk),
+                       tuple(Path(p) for p in options.calibration_photos))
     try:
         session, pinned = _builder(variant.runtime)(embedder, variant.precision, ctx)
         if automatic and variant.precision == INT8 and pinned.agreement < AUTO_INT8_MIN_COSINE:
