@@ -96,6 +96,11 @@ def pin_path(folder: Path, name: str) -> Path:
     return folder / f"{name}{PIN_SUFFIX}"
 
 
+def variant_pin(folder: Path, variant: Variant) -> Path:
+    """Where a variant's pin lives (written by `ensure_variant`, read there and by `open_pinned`)."""
+    return pin_path(folder, f"{variant.runtime}-{variant.precision}")
+
+
 def read_pinned(pin: Path, files: Sequence[Path], cache_dir: Path | None) -> Pinned | None:
     """The pinned files, or None when a file or the pin is missing or the checksum differs."""
     if not pin.is_file() or not all(f.is_file() for f in files):
@@ -212,7 +217,7 @@ def ensure_variant(embedder: Embedder, variant: Variant, files: Sequence[Path], 
         make: writes the variant's files and returns what to record about how (quantization...).
         open_session: compiles the files into a session.
     """
-    pin = pin_path(ctx.folder, f"{variant.runtime}-{variant.precision}")
+    pin = variant_pin(ctx.folder, variant)
     pinned = read_pinned(pin, files, ctx.cache_dir)
     if pinned is not None:
         return open_session(), pinned

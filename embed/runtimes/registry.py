@@ -19,7 +19,7 @@ from artefact.embed.embedder import Embedder, l2_normalise
 from artefact.embed.errors import ModelUnavailableError
 from artefact.embed.models import LoadOptions, ModelDescription
 from artefact.embed.preprocess import normalise_batch
-from artefact.embed.runtimes.export import BuildContext, Pinned, export_folder, pin_path, read_pinned
+from artefact.embed.runtimes.export import BuildContext, Pinned, export_folder, read_pinned, variant_pin
 from artefact.embed.runtimes.variants import (
     AGREEMENT_MIN_COSINE,
     AUTO,
@@ -115,6 +115,13 @@ class SessionEmbedder(Embedder):
         return l2_normalise(np.concatenate(out))
 
 
+def _build_context(options: LoadOptions, description: ModelDescription) -> BuildContext:
+    """Where a model's variants live and how their sessions run, from the load options."""
+    return BuildContext(export_folder(options, description), options.cache_dir,
+                        options.threads or default_threads(bulk=options.bulk),
+                        tuple(Path(p) for p in options.calibration_photos))
+
+
 def _might_have_gpu() -> bool:
     """Whether a CUDA device may be present, asked without importing torch (which costs seconds)."""
     return Path("/dev/nvidiactl").exists() or Path("/dev/dxg").exists()
@@ -144,13 +151,12 @@ def open_pinned(description: ModelDescription, options: LoadOptions) -> Embedder
     if variant.runtime == TORCH or entry is None or entry.sessions is None or missing_packages(variant.runtime):
         return None
     module = importlib.import_module(entry.sessions)
-    ctx = BuildContext(export_folder(options, description), options.cache_dir,
-                       options.threads or default_threads(bulk=options.bulk), ())
+    ctx = _build_context(options, description)
     try:
         files = module.variant_files(ctx.folder, variant.precision)
     except ModelUnavailableError:
         return None
-    pinned = read_pinned(pin_path(ctx.folder, f"{variant.runtime}-{variant.precision}"), files, ctx.cache_dir)
+    pinned = read_pinned(variant_pin(ctx.folder, variant), files, ctx.cache_dir)
     if pinned is None or pinned.meta.get("weights_sha256") != description.weights_sha256:
         return None
     if variant.precision == FP32 and pinned.agreement < AGREEMENT_MIN_COSINE:
@@ -206,9 +212,7 @@ def accelerate(embedder: Embedder, options: LoadOptions) -> Embedder:
             embedder.description.label(), _REGISTRY[variant.runtime].install_hint,
         )
         return embedder
-    ctx = BuildContext(export_folder(options, embedder.description), options.cache_dir,
-                       options.threads or default_threads(bulk=options.bulk),
-                       tuple(Path(p) for p in options.calibration_photos))
+    ctx = _build_context(options, embedder.description)
     try:
         session, pinned = _builder(variant.runtime)(embedder, variant.precision, ctx)
         if automatic and variant.precision == INT8 and pinned.agreement < AUTO_INT8_MIN_COSINE:
