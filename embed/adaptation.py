@@ -13,8 +13,8 @@ Provenance: a statistic of this model's vectors of procedural objects rendered w
 render time); no image or texture is contained in it, and the renders are not kept.
 
 Chosen with `--backend efficientnet_lite0 --model tf_efficientnet_lite0+turned3d`: the adapted
-model is another model (its own identity and index), with no built-in verdict calibration yet
-(calibrate with `artefact index calibrate`).
+model is another model (its own identity and index), with a built-in verdict calibration of its
+own (`index/calibration.BUILTIN_ADAPTED`, keyed by the adapted weights checksum).
 """
 
 from __future__ import annotations
