@@ -187,4 +187,7 @@ def test_index_calibrate_is_stored_shown_and_used_by_the_next_search(copy_home: 
     cal = Calibration(**shown)
     for m in after["matches"]:
         assert m["probability"] == pytest.approx(cal.probability(m["score"]), abs=1e-2)
-        assert m["verdict"] == cal.verdict(m["probability"])
+        # The JSON rounds probabilities to 4 places: where that rounding may cross a threshold (a
+        # catalogue photo searched for itself sits on the fit's top point), either side's verdict is the search's.
+        sides = {cal.verdict(m["probability"] + d) for d in (-5e-5, 0.0, 5e-5)}
+        assert m["verdict"] in sides, (m, cal)

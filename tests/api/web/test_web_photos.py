@@ -177,6 +177,9 @@ def test_the_evidence_picture_is_fetched_only_when_opened(visit: Any, web_home: 
     evidence = v.page.locator("#match-list details.evidence").first
     assert evidence.count() == 1
     assert not any("/evidence/" in u for u in v.requests)
-    evidence.locator("summary").click()
+    # The picture element is made by the toggle handler: wait for its request, not for images already there.
+    with v.page.expect_request("**/evidence/**"):
+        evidence.locator("summary").click()
+    v.page.wait_for_selector("#match-list details.evidence img")
     v.wait_images("#match-list details.evidence img")
     assert sum("/evidence/" in u for u in v.requests) == 1
