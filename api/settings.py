@@ -18,6 +18,7 @@ from artefact.embed.models import (
     OPEN_CLIP,
     RANDOM_INIT,
     LoadOptions,
+    ModelDescription,
     ModelSpec,
     DEFAULT_MODEL,
     DEFAULT_TAG,
@@ -84,9 +85,16 @@ class Settings(BaseSettings):
     # A catalogue imported from a bundle is flagged stale past this age (stats, /readyz); None: never.
     catalogue_max_age_days: float | None = 30.0
 
-    def explicit_spec(self) -> ModelSpec | None:
-        """The model the user named, or None to mean 'the default (may fall back)'."""
+    def explicit_spec(self, existing: ModelDescription | None = None) -> ModelSpec | None:
+        """The model the user named, or None to mean 'the index's own, or the default (may fall back)'.
+
+        `existing` is the model an index was built with: naming only its family (`--backend
+        efficientnet_lite0`, as scripts have always done) keeps that model, so an index made by an
+        earlier default is still searched after the default moved on.
+        """
         if not (self.backend or self.model or self.pretrained):
+            return None
+        if existing is not None and self.backend == existing.backend and not (self.model or self.pretrained):
             return None
         backend = self.backend or (EFFICIENTNET_LITE0 if self.model and "efficientnet" in self.model else OPEN_CLIP)
         if backend == EFFICIENTNET_LITE0:

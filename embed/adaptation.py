@@ -1,4 +1,4 @@
-"""A learned linear adaptation of the offline backbone's vectors for turned 3D objects (opt-in).
+"""A learned linear adaptation of the offline backbone's vectors for turned 3D objects (the offline default).
 
 Supervised whitening: the GeM vector is centred and the directions in which views of one object
 vary most (pose, light) are scaled down, so that what differs between objects counts more. Fitted
@@ -12,9 +12,10 @@ Provenance: a statistic of this model's vectors of procedural objects rendered w
 (Debian povray; stone, wood and mineral textures from its include files, CC-BY-SA-3.0, used at
 render time); no image or texture is contained in it, and the renders are not kept.
 
-Chosen with `--backend efficientnet_lite0 --model tf_efficientnet_lite0+turned3d`: the adapted
-model is another model (its own identity and index), with a built-in verdict calibration of its
-own (`index/calibration.BUILTIN_ADAPTED`, keyed by the adapted weights checksum).
+`tf_efficientnet_lite0+turned3d` is the offline default (`models.OFFLINE_FALLBACK_SPEC`); the plain
+`tf_efficientnet_lite0` stays for the indexes built with it. The adapted model is another model
+(its own identity and index), with a built-in verdict calibration of its own
+(`index/calibration.BUILTIN_ADAPTED`, keyed by the adapted weights checksum).
 """
 
 from __future__ import annotations

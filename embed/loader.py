@@ -87,7 +87,7 @@ def load_embedder_with_fallback(
     except ModelUnavailableError as exc:
         log.warning(
             "\n*** DEFAULT CLIP MODEL UNAVAILABLE ***\n%s\n"
-            "*** Falling back to the offline backbone %s (ImageNet EfficientNet-Lite0, "
+            "*** Falling back to the offline backbone %s (ImageNet EfficientNet-Lite0 adapted to turned views, "
             "image search only, no text search). Indexes built now use that model. ***",
             exc,
             OFFLINE_FALLBACK_SPEC.label(),

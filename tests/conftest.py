@@ -23,7 +23,7 @@ from PIL import Image
 os.environ.setdefault("ARTEFACT_RUNTIME", "torch")
 
 from artefact.embed.loader import load_embedder
-from artefact.embed.models import OFFLINE_FALLBACK_SPEC, LoadOptions, ModelSpec
+from artefact.embed.models import OFFLINE_FALLBACK_SPEC, PLAIN_OFFLINE_SPEC, LoadOptions, ModelSpec
 
 TINY_MODEL_NAME = "tiny-clip"
 TINY_CLIP_CONFIG = {
@@ -145,9 +145,17 @@ def tiny_embedder(tiny_spec: ModelSpec, tiny_options: LoadOptions):
 
 @pytest.fixture(scope="session")
 def offline_embedder(model_cache_dir: Path):
-    """The offline EfficientNet-Lite0 embedder with real ImageNet weights (image only)."""
+    """The offline default: EfficientNet-Lite0 with real ImageNet weights and the turned3d map (image only)."""
     return load_embedder(
         OFFLINE_FALLBACK_SPEC, LoadOptions(allow_download=False, cache_dir=model_cache_dir)
+    )
+
+
+@pytest.fixture(scope="session")
+def plain_offline_embedder(model_cache_dir: Path):
+    """EfficientNet-Lite0 without the map: the offline default before issue 14, which older indexes keep."""
+    return load_embedder(
+        PLAIN_OFFLINE_SPEC, LoadOptions(allow_download=False, cache_dir=model_cache_dir)
     )
 
 
@@ -165,6 +173,21 @@ def offline_sample_home(tmp_path_factory, offline_embedder) -> Path:
     home = tmp_path_factory.mktemp("offline-sample-home")
     with Library(home) as library:
         report = ingest_manifest(library, offline_embedder, sample / "catalogue.csv", sample / "images",
+                                 workers=0, progress=False)
+    assert report.objects_created == 27 and report.images_added == 33, report
+    return home
+
+
+@pytest.fixture(scope="session")
+def plain_sample_home(tmp_path_factory, plain_offline_embedder) -> Path:
+    """data/sample indexed with the plain offline model (an index made before issue 14): copy before writing."""
+    from artefact.index.ingest import ingest_manifest
+    from artefact.index.library import Library
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    home = tmp_path_factory.mktemp("plain-sample-home")
+    with Library(home) as library:
+        report = ingest_manifest(library, plain_offline_embedder, sample / "catalogue.csv", sample / "images",
                                  workers=0, progress=False)
     assert report.objects_created == 27 and report.images_added == 33, report
     return home

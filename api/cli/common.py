@@ -72,7 +72,7 @@ def library_embedder(settings: Settings, library: Library, bulk: bool = False) -
     bulk: the embedder feeds an ingest whose decode workers share the cores.
     """
     options = replace(settings.load_options(), bulk=bulk)
-    embedder = embedder_for(library.model, settings.explicit_spec(), options)
+    embedder = embedder_for(library.model, settings.explicit_spec(library.model), options)
     library.check_model(embedder.description)
     return embedder
 

@@ -49,8 +49,8 @@ def common_flags() -> argparse.ArgumentParser:
     g.add_argument("--backend", choices=[OPEN_CLIP, EFFICIENTNET_LITE0],
                    help=f"model family (default: {OPEN_CLIP}, offline fallback {EFFICIENTNET_LITE0})")
     g.add_argument("--model", help="open_clip model name (e.g. ViT-B-32) or local-dir:/path/to/model_folder; "
-                   "for efficientnet_lite0: tf_efficientnet_lite0, or tf_efficientnet_lite0+turned3d (adapted to "
-                   "turned 3D objects, docs/curators.md)")
+                   "for efficientnet_lite0: tf_efficientnet_lite0+turned3d (default, adapted to turned 3D objects, "
+                   "docs/curators.md) or the plain tf_efficientnet_lite0")
     g.add_argument("--pretrained", help="open_clip pretrained tag, checkpoint file, or 'none' for random weights")
     g.add_argument("--model-config-dir", type=Path, help="folder of extra open_clip model config JSON files")
     g.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")

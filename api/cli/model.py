@@ -25,7 +25,7 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     if settings.paths.has_catalogue():
         with Library(settings.home) as library:
             index_model = library.model
-    embedder = embedder_for(index_model, settings.explicit_spec(), settings.load_options())
+    embedder = embedder_for(index_model, settings.explicit_spec(index_model), settings.load_options())
     data = {"loaded": embedder.description.to_dict(), "device": embedder.device,
             "index_model": index_model.to_dict() if index_model else None,
             "matches_index": index_model is None or index_model.identity() == embedder.description.identity()}
@@ -77,7 +77,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             index_model = library.model
             photos = calibration_photos(library, args.calibration_photos)
     options = replace(settings.load_options(), calibration_photos=photos)
-    embedder = embedder_for(index_model, settings.explicit_spec(), options)
+    embedder = embedder_for(index_model, settings.explicit_spec(index_model), options)
     record = record_of(embedder.description)
     data = {"model": embedder.description.label(), "runtime": record.to_dict(),
             "folder": str(export_folder(options, embedder.description)) if record.sha256 else None,

@@ -144,7 +144,8 @@ class Engine:
         settle_store(settings.paths, settings.vector_store)  # a home keeps the vector store it was built with
         self.library = Library(settings.home, store_options=settings.store_options())
         self.lock = threading.RLock()
-        embedder = embedder_for(self.library.model, settings.explicit_spec(), settings.load_options())
+        embedder = embedder_for(self.library.model, settings.explicit_spec(self.library.model),
+                                settings.load_options())
         self.library.check_model(embedder.description)
         self.embedder = embedder
         self.batcher = BatchingEmbedder(embedder)

@@ -138,15 +138,19 @@ def test_tiny_description(tiny_embedder):
     assert ModelDescription.from_dict(json.loads(json.dumps(d.to_dict()))) == d
 
 
-def test_offline_description(offline_embedder):
+def test_offline_description(plain_offline_embedder, offline_embedder):
     from artefact.embed.efficientnet_backend import wheel_weights_path
 
-    d = offline_embedder.description
+    d = plain_offline_embedder.description
     assert d.backend == "efficientnet_lite0" and not d.has_text
-    assert d.dim == offline_embedder.dim == 1280
+    assert d.dim == plain_offline_embedder.dim == 1280
     assert d.preprocess["size"] == 224 and d.preprocess["mean"] == [0.5, 0.5, 0.5]
     assert d.weights_sha256 == sha256_of(wheel_weights_path())
     assert len(d.weights_sha256) == 64
+    # the offline default adds the turned3d map: same backbone and input, its own weights identity
+    a = offline_embedder.description
+    assert (a.backend, a.dim, a.preprocess, a.has_text) == (d.backend, d.dim, d.preprocess, d.has_text)
+    assert len(a.weights_sha256) == 64 and a.weights_sha256 != d.weights_sha256
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -279,7 +283,7 @@ def test_default_falls_back_to_offline_model_with_warning(offline_options, caplo
     with caplog.at_level(logging.WARNING, logger="artefact.embed"):
         emb = load_embedder_with_fallback(None, offline_options)
     assert emb.description.backend == OFFLINE_FALLBACK_SPEC.backend == "efficientnet_lite0"
-    assert emb.description.model_name == "tf_efficientnet_lite0"
+    assert emb.description.model_name == "tf_efficientnet_lite0+turned3d"  # the adapted offline default
     assert not emb.has_text
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings, "the fallback must be logged as a warning"

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from artefact.embed.loader import load_embedder
-from artefact.embed.models import EFFICIENTNET_LITE0, LoadOptions, ModelSpec
+from artefact.embed.models import EFFICIENTNET_LITE0, ModelSpec
 from artefact.index.bench.builder import BenchmarkSpec, build_benchmark
 from artefact.index.bench.metrics import verdict_metrics
 from artefact.index.bench.runner import evaluate
-from artefact.index.ingest import ingest_manifest
 from artefact.index.library import Library
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -47,15 +45,15 @@ def _verdicts(home: Path, embedder, bench, source_word: str):
 
 
 @pytest.fixture(scope="module")
-def fresh_verdicts(request, tmp_path_factory, fresh_bench, offline_sample_home, offline_embedder, model_cache_dir):
+def fresh_verdicts(request, tmp_path_factory, fresh_bench, offline_sample_home, offline_embedder, plain_offline_embedder,
+                   plain_sample_home):
     home = tmp_path_factory.mktemp("fresh-calibration") / "home"
-    if request.param == "plain":
+    if request.param == "turned3d":  # the offline default: the session's sample index
+        assert offline_embedder.description.model_name == ADAPTED.model_name
         shutil.copytree(offline_sample_home, home)
-        return _verdicts(home, offline_embedder, fresh_bench, "EfficientNet-Lite0 on")
-    adapted = load_embedder(ADAPTED, LoadOptions(allow_download=False, cache_dir=model_cache_dir))
-    with Library(home) as library:
-        ingest_manifest(library, adapted, SAMPLE / "catalogue.csv", SAMPLE / "images", workers=0, progress=False)
-    return _verdicts(home, adapted, fresh_bench, "turned3d")
+        return _verdicts(home, offline_embedder, fresh_bench, "turned3d")
+    shutil.copytree(plain_sample_home, home)  # an index of the plain model (made before issue 14)
+    return _verdicts(home, plain_offline_embedder, fresh_bench, "EfficientNet-Lite0 on")
 
 
 @pytest.mark.parametrize("fresh_verdicts", ["plain", "turned3d"], indirect=True)

@@ -28,12 +28,22 @@ def sample_library(tmp_path_factory: pytest.TempPathFactory, offline_sample_home
     return library
 
 
-def test_geometric_second_look_puts_the_small_coin_first(sample_library: Library, offline_embedder) -> None:
+def test_geometric_second_look_puts_the_small_coin_first(plain_sample_home: Path, plain_offline_embedder) -> None:
+    # The plain offline model (indexes made before issue 14) ranks a look-alike coin first by similarity.
+    with Library(plain_sample_home) as library:
+        plain = search(library, plain_offline_embedder, [COIN_QUERY], k=5, rerank=0)
+        ranked = search(library, plain_offline_embedder, [COIN_QUERY], k=5, rerank=20)
+    assert plain.matches[0].record.object_id != "SMP-COIN-18"  # similarity alone: a look-alike coin on top
+    assert ranked.matches[0].record.object_id == "SMP-COIN-18" and ranked.matches[0].verdict == STRONG
+    assert (ranked.matches[0].inliers or 0) >= 15
+
+
+def test_the_default_model_finds_the_small_coin_and_verifies_it(sample_library: Library, offline_embedder) -> None:
+    # The adapted default already ranks it first by similarity; the second look adds the evidence.
     plain = search(sample_library, offline_embedder, [COIN_QUERY], k=5, rerank=0)
     ranked = search(sample_library, offline_embedder, [COIN_QUERY], k=5, rerank=20)
-    plain_ids = [m.record.object_id for m in plain.matches]
-    assert plain_ids[0] != "SMP-COIN-18"  # similarity alone: a look-alike coin on top
-    assert ranked.matches[0].record.object_id == "SMP-COIN-18"
+    assert plain.matches[0].record.object_id == "SMP-COIN-18" and plain.matches[0].verdict != STRONG
+    assert ranked.matches[0].record.object_id == "SMP-COIN-18" and ranked.matches[0].verdict == STRONG
     assert ranked.reranked and "rerank" in ranked.timings_ms
     top = ranked.matches[0]
     assert top.inliers is not None and top.inliers >= 15
@@ -75,17 +85,18 @@ def test_calibrated_verdicts_and_ordering(sample_library: Library, offline_embed
 def test_stats_report_features_and_calibration(sample_library: Library) -> None:
     from dataclasses import asdict
 
-    from artefact.index.calibration import BUILTIN
+    from artefact.index.calibration import BUILTIN_ADAPTED, TURNED3D_WEIGHTS
 
     stats = sample_library.stats()
     assert stats["local_features"] == "sift"
     assert set(stats["calibration"]) == {"with_verification", "similarity_only"}
-    # Nothing fitted on this index: the offline model's built-in figures, value for value, with their source.
+    # Nothing fitted on this index: the offline default's built-in figures, value for value, with their source.
+    assert sample_library.model is not None and sample_library.model.weights_sha256 == TURNED3D_WEIGHTS
     shown = stats["calibration"]
-    assert shown["with_verification"] == asdict(BUILTIN[("efficientnet_lite0", True)])
-    assert shown["similarity_only"] == asdict(BUILTIN[("efficientnet_lite0", False)])
-    assert shown["with_verification"]["strong"] == pytest.approx(0.4259)
-    assert shown["with_verification"]["precision"] == {"strong": 0.9935, "possible": 0.8895}
+    assert shown["with_verification"] == asdict(BUILTIN_ADAPTED[(TURNED3D_WEIGHTS, True)])
+    assert shown["similarity_only"] == asdict(BUILTIN_ADAPTED[(TURNED3D_WEIGHTS, False)])
+    assert shown["with_verification"]["strong"] == pytest.approx(0.9937)
+    assert shown["with_verification"]["precision"] == {"strong": 1.0, "possible": 0.848}
     assert "bench-build --seed 101" in shown["similarity_only"]["source"]
     # A calibration fitted on the index replaces the built-in one in the stats, again value for value.
     cal = Calibration(weights=[-8.0, 10.0], uses_inliers=True, strong=0.9, possible=0.5, verified_weights=[-2.0, 0.0, 1.5],
@@ -95,7 +106,7 @@ def test_stats_report_features_and_calibration(sample_library: Library) -> None:
         shown = sample_library.stats()["calibration"]
         assert shown["with_verification"] == asdict(cal)
         assert shown["with_verification"]["source"] == "fitted on this index"
-        assert shown["similarity_only"] == asdict(BUILTIN[("efficientnet_lite0", False)])
+        assert shown["similarity_only"] == asdict(BUILTIN_ADAPTED[(TURNED3D_WEIGHTS, False)])
     finally:
         with sample_library.catalogue.transaction():
             sample_library.catalogue.db.execute("DELETE FROM meta WHERE key LIKE 'calibration%'")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from artefact.index.calibration import BUILTIN, NO_MATCH, STRONG, STRONG_EVIDENCE
+from artefact.index.calibration import BUILTIN_ADAPTED, NO_MATCH, STRONG, STRONG_EVIDENCE, TURNED3D_WEIGHTS
 from artefact.index.records import ImageRecord, ObjectRecord
 from artefact.index.search import ObjectMatch, answer_order, hold_weak_evidence
 
-CAL = BUILTIN[("efficientnet_lite0", True)]  # the default offline model's verified calibration
+CAL = BUILTIN_ADAPTED[(TURNED3D_WEIGHTS, True)]  # the default offline model's verified calibration
 
 
 def match(object_id: str, score: float, inliers: int) -> ObjectMatch:
