@@ -15,7 +15,7 @@ import numpy as np
 from artefact.embed.images import DEFAULT_MAX_PIXELS, ImageSource
 from artefact.embed.models import ModelDescription
 from artefact.embed.preprocess import PreprocessConfig, load_photo
-from artefact.index.calibration import NO_MATCH, POSSIBLE, STRONG_EVIDENCE, Calibration
+from artefact.index.calibration import NO_MATCH, POSSIBLE, STRONG_EVIDENCE, Calibration, margins
 from artefact.index.catalogue import SearchFilters
 from artefact.index.library import Library
 from artefact.index.records import ImageRecord, ObjectRecord
@@ -310,7 +310,8 @@ def rank(
     timings = dict(timings or {})
     t0 = time.perf_counter()
     kind = library.local_features if rerank > 0 and query_images else None
-    matches = search_vectors(library, xq, kinds, k=max(k, rerank if kind else 0), filters=filters)
+    # at least the runner-up: a verdict reads how far the first answer stands above it, whatever k
+    matches = search_vectors(library, xq, kinds, k=max(k, rerank if kind else 0, 2), filters=filters)
     t1 = time.perf_counter()
     timings["search"] = (t1 - t0) * 1e3
     if kind:
@@ -322,8 +323,9 @@ def rank(
     if threshold is None:
         threshold = default_threshold(library.model)
     if calibration is not None:
-        for m in matches:
-            m.probability = calibration.probability(m.score, m.inliers)
+        # margins over every candidate scored, before any is cut at k (calibration_samples does the same)
+        for m, margin in zip(matches, margins([c.score for c in matches])):
+            m.probability = calibration.probability(m.score, m.inliers, margin)
         hold_weak_evidence(matches, strong_evidence)
     for m in matches:
         if calibration is not None:

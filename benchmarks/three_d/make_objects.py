@@ -218,13 +218,16 @@ def render(args: tuple[str, Path, int, int]) -> tuple[Path, float, bool]:
     return png, time.perf_counter() - t0, True
 
 
-def objects(n_per_group: int, n_distractors: int) -> list[Obj]:
+def objects(n_per_group: int, n_distractors: int, prefix: str = "R3D", seed_offset: int = 0) -> list[Obj]:
+    """The benchmark's objects; another prefix and seed offset make a disjoint set (e.g. to fit a calibration on)."""
     out = []
     for textured, tag in ((True, "T"), (False, "P")):
         for i in range(n_per_group):
-            out.append(Obj(f"R3D-{tag}{i + 1:03d}", KINDS[i % len(KINDS)], textured, 1000 * (1 + textured) + i, True))
+            out.append(Obj(f"{prefix}-{tag}{i + 1:03d}", KINDS[i % len(KINDS)], textured,
+                           seed_offset + 1000 * (1 + textured) + i, True))
         for i in range(n_distractors // 2):
-            out.append(Obj(f"R3D-X{tag}{i + 1:03d}", KINDS[(i + 1) % len(KINDS)], textured, 5000 * (1 + textured) + i, False))
+            out.append(Obj(f"{prefix}-X{tag}{i + 1:03d}", KINDS[(i + 1) % len(KINDS)], textured,
+                           seed_offset + 5000 * (1 + textured) + i, False))
     return out
 
 
@@ -275,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--objects", type=int, default=30, help="catalogue objects per group (textured, plain)")
     p.add_argument("--distractors", type=int, default=20, help="objects not in the catalogue (both groups)")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--prefix", default="R3D", help="object id prefix (another one for a disjoint set)")
+    p.add_argument("--seed-offset", type=int, default=0,
+                   help="added to every object's seed: 20000 makes objects none of the benchmark's (seeds 1000-10999)")
     a = p.parse_args(argv)
-    objs = objects(a.objects, a.distractors)
+    objs = objects(a.objects, a.distractors, a.prefix, a.seed_offset)
     todo = jobs(objs, a.out / "images")
     t0 = time.perf_counter()
     done = rendered = 0

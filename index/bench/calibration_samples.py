@@ -1,4 +1,4 @@
-"""Calibration samples from labelled queries: each query's top candidates as (score, inliers, is-true) rows.
+"""Calibration samples from labelled queries: each query's top candidates as (score, inliers, is-true, margin) rows.
 
 This runs searches, so it lives in the lab; `artefact.index.calibration` only fits
 the samples and so never imports search (which imports it).
@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from artefact.index.bench.queries import Query
+from artefact.index.calibration import margins
 from artefact.index.catalogue import SearchFilters
 from artefact.index.search import DEFAULT_RERANK, search
 
-Sample = tuple[float, int | None, int]  # similarity, verified correspondences (None: not checked), label
+# similarity, verified correspondences (None: not checked), label, margin over the best other candidate
+Sample = tuple[float, int | None, int, float]
 
 
 def collect_samples(library: Any, embedder: Any, queries: Sequence[Query], depth: int = 10,
@@ -34,7 +36,8 @@ def collect_samples(library: Any, embedder: Any, queries: Sequence[Query], depth
         # threshold=1.0: plain ranking; verdicts are what is being fitted here.
         result = search(library, embedder, q.photos, k=depth, rerank=rerank,
                         filters=SearchFilters(include_recovered=True), threshold=1.0)
-        for m in result.matches:
-            samples.append((float(m.score), m.inliers, int(m.record.object_id == q.expected_id)))
+        # margins among every candidate the search scored, as the service computes them
+        for m, margin in zip(result.matches, margins([c.score for c in result.matches])):
+            samples.append((float(m.score), m.inliers, int(m.record.object_id == q.expected_id), margin))
             groups.append(n)
     return samples, groups

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from artefact.index.calibration import NO_MATCH, POSSIBLE, STRONG, Calibration, fit
+from artefact.index.calibration import NO_MATCH, POSSIBLE, STRONG, TARGET_PRECISION, Calibration, fit
+
+TARGET_STRONG = TARGET_PRECISION["strong"]
 
 
 def _synthetic(n_queries: int, seed: int) -> tuple[list[tuple[float, int, int]], list[int]]:
@@ -138,3 +140,86 @@ def test_isotonic_piece_is_monotone_and_matches_true_rates() -> None:
     # Shrinkage: a lone positive at the top does not become certainty.
     lone = isotonic_points(np.array([0.1, 0.2, 0.3, 0.9]), np.array([0.0, 0.0, 0.0, 1.0]))
     assert lone[-1][1] < 1.0
+
+
+def _turned(n_queries: int, seed: int, distractor_share: float = 0.3) -> tuple[list[tuple[float, None, int, float]], list[int]]:
+    """Turned objects: a true object's similarity is low, about as low as a distractor query's best
+    answer, yet it stands apart from the other candidates; a distractor's best answers are level."""
+    from artefact.index.calibration import margins
+
+    rng = np.random.default_rng(seed)
+    samples, groups = [], []
+    for q in range(n_queries):
+        if rng.random() < distractor_share:
+            scores = list(rng.normal(0.50, 0.04, 5))
+        else:
+            scores = [float(rng.normal(0.52, 0.05))] + list(rng.normal(0.36, 0.05, 5))
+        labels = [0] * 5 if len(scores) == 5 else [1] + [0] * 5
+        for s, lab, m in zip(scores, labels, margins(scores)):
+            samples.append((float(s), None, lab, m))
+            groups.append(q)
+    return samples, groups
+
+
+def test_margins_are_each_candidates_lead_over_the_best_other() -> None:
+    from artefact.index.calibration import margins
+
+    assert margins([0.5, 0.8, 0.6]) == pytest.approx([-0.3, 0.2, -0.2])
+    assert margins([0.7]) == [0.0] and margins([]) == []
+    assert margins([0.6, 0.6]) == [0.0, 0.0]  # level with a look-alike: no lead
+
+
+def test_the_margin_is_used_when_it_separates_and_keeps_the_stated_precision_on_fresh_data() -> None:
+    samples, groups = _turned(600, seed=3)
+    cal = fit(samples, uses_inliers=False, groups=groups)
+    alone = fit([s[:3] for s in samples], uses_inliers=False, groups=groups)  # similarity only, as fits were
+    assert cal.margin_weight > 0 and alone.margin_weight == 0
+    assert cal.recall["strong"] > alone.recall["strong"] + 0.1
+    # monotone in the margin as in the score
+    probs = [cal.probability(0.5, None, m) for m in np.linspace(-0.3, 0.3, 40)]
+    assert all(b >= a for a, b in zip(probs, probs[1:])) and probs[-1] > probs[0]
+    # on queries neither fit saw: more true objects called strong, and no less precisely
+    fresh, _ = _turned(2000, seed=4)
+    y = np.array([s[2] for s in fresh])
+
+    def called(c: Calibration) -> np.ndarray:
+        return np.array([c.probability(s, i, m) for s, i, _, m in fresh]) >= c.strong
+
+    strong, strong_alone = called(cal), called(alone)
+    assert y[strong].sum() > 2 * y[strong_alone].sum()
+    assert y[strong].mean() >= y[strong_alone].mean() - 0.01
+    assert y[strong].mean() >= cal.precision["strong"] - 0.03  # the stated held-out figure stands
+
+
+def test_a_margin_is_kept_only_for_more_recall_at_no_less_precision() -> None:
+    # every query has a true candidate, well above the rest: the lead adds little to the similarity
+    samples, groups = _synthetic(300, seed=5)
+    from artefact.index.calibration import margins
+
+    with_margin = []
+    for q in sorted(set(groups)):
+        rows = [s for s, g in zip(samples, groups) if g == q]
+        with_margin += [(*s, m) for s, m in zip(rows, margins([r[0] for r in rows]))]
+    cal = fit(with_margin, uses_inliers=False, groups=groups)
+    # either no weight, or one whose held-out strong recall beat similarity alone's at a held-out
+    # precision no lower than the target (or than similarity alone's, where that misses it)
+    alone = fit(samples, uses_inliers=False, groups=groups)
+    assert cal.margin_weight == 0 or cal.recall["strong"] > alone.recall["strong"]
+    assert cal.precision["strong"] >= min(TARGET_STRONG, alone.precision["strong"])
+    # and a sample set whose margins are all zero (lone candidates) never gets a weight
+    lone = [(s, i, lab, 0.0) for s, i, lab, _ in with_margin]
+    assert fit(lone, uses_inliers=False, groups=groups).margin_weight == 0
+
+
+def test_fits_stored_before_margins_read_similarity_alone() -> None:
+    import json
+
+    cal = Calibration(weights=[-8.0, 10.0], uses_inliers=False, strong=0.9, possible=0.5, margin_weight=4.0)
+    again = Calibration.from_json(cal.to_json())
+    assert again == cal and again.margin_weight == 4.0
+    old = json.loads(cal.to_json())
+    del old["margin_weight"]
+    legacy = Calibration.from_json(json.dumps(old))
+    assert legacy.margin_weight == 0.0
+    assert legacy.probability(0.7, None, 0.3) == legacy.probability(0.7, None, -0.3) == legacy.probability(0.7)
+    assert cal.probability(0.7, None, 0.3) > cal.probability(0.7, None, -0.3)

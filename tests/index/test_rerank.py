@@ -95,8 +95,9 @@ def test_stats_report_features_and_calibration(sample_library: Library) -> None:
     shown = stats["calibration"]
     assert shown["with_verification"] == asdict(BUILTIN_ADAPTED[(TURNED3D_WEIGHTS, True)])
     assert shown["similarity_only"] == asdict(BUILTIN_ADAPTED[(TURNED3D_WEIGHTS, False)])
-    assert shown["with_verification"]["strong"] == pytest.approx(0.9937)
-    assert shown["with_verification"]["precision"] == {"strong": 1.0, "possible": 0.848}
+    assert shown["with_verification"]["strong"] == pytest.approx(0.838)
+    assert shown["with_verification"]["precision"] == {"strong": 0.9946, "possible": 0.8613}
+    assert shown["with_verification"]["margin_weight"] == 2.0  # it reads the lead over the runner-up
     assert "bench-build --seed 101" in shown["similarity_only"]["source"]
     # A calibration fitted on the index replaces the built-in one in the stats, again value for value.
     cal = Calibration(weights=[-8.0, 10.0], uses_inliers=True, strong=0.9, possible=0.5, verified_weights=[-2.0, 0.0, 1.5],
@@ -107,6 +108,27 @@ def test_stats_report_features_and_calibration(sample_library: Library) -> None:
         assert shown["with_verification"] == asdict(cal)
         assert shown["with_verification"]["source"] == "fitted on this index"
         assert shown["similarity_only"] == asdict(BUILTIN_ADAPTED[(TURNED3D_WEIGHTS, False)])
+    finally:
+        with sample_library.catalogue.transaction():
+            sample_library.catalogue.db.execute("DELETE FROM meta WHERE key LIKE 'calibration%'")
+
+
+def test_verdicts_read_the_first_answers_lead_whatever_k(sample_library: Library, offline_embedder) -> None:
+    """The probability reads each candidate's lead over the best other one, and the search keeps the
+    runner-up to measure it even when asked for one answer: a verdict never depends on k."""
+    cal = Calibration(weights=[-8.0, 10.0], uses_inliers=False, strong=0.9, possible=0.5, margin_weight=4.0,
+                      precision={"strong": 0.99, "possible": 0.9}, recall={"strong": 0.5, "possible": 0.6})
+    sample_library.set_calibration(cal)
+    try:
+        wide = search(sample_library, offline_embedder, [COIN_QUERY], k=5, rerank=0)
+        one = search(sample_library, offline_embedder, [COIN_QUERY], k=1, rerank=0)
+        s = [m.score for m in wide.matches]
+        assert s[0] > s[1]
+        assert wide.matches[0].probability == pytest.approx(cal.probability(s[0], None, s[0] - s[1]))
+        assert wide.matches[1].probability == pytest.approx(cal.probability(s[1], None, s[1] - s[0]))
+        assert wide.matches[0].probability > cal.probability(s[0])  # the lead counted
+        assert len(one.matches) == 1 and one.matches[0].probability == pytest.approx(wide.matches[0].probability)
+        assert one.matches[0].verdict == wide.matches[0].verdict
     finally:
         with sample_library.catalogue.transaction():
             sample_library.catalogue.db.execute("DELETE FROM meta WHERE key LIKE 'calibration%'")

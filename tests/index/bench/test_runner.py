@@ -103,9 +103,11 @@ def test_calibration_samples_label_each_querys_candidates(tiny_bench, tiny_embed
     qs = [queries.Query([photo], "SMP-PAINT-01"), queries.Query([SAMPLE_IMAGES.parent / "queries" / "query-unrelated-chelsea-cat.jpg"], None)]
     samples, groups = collect_samples(library, tiny_embedder, qs, depth=4, rerank=0)
     assert len(samples) == 8 and groups == [0] * 4 + [1] * 4
-    assert samples[0][2] == 1 and sum(label for _, _, label in samples) == 1  # the catalogue photo finds itself first
-    assert all(inliers is None for _, inliers, _ in samples)  # rerank=0: nothing was verified
-    scores = [score for score, _, _ in samples[:4]]
+    assert samples[0][2] == 1 and sum(label for _, _, label, _ in samples) == 1  # the catalogue photo finds itself first
+    assert all(inliers is None for _, inliers, _, _ in samples)  # rerank=0: nothing was verified
+    scores = [score for score, _, _, _ in samples[:4]]
     assert scores == sorted(scores, reverse=True)
+    # each candidate's lead over the best other one, as the search reads it
+    assert [m for *_, m in samples[:4]] == pytest.approx([scores[0] - scores[1]] + [s - scores[0] for s in scores[1:]])
     verified, _ = collect_samples(library, tiny_embedder, qs[:1], depth=4, rerank=4)
-    assert all(inliers is not None for _, inliers, _ in verified)
+    assert all(inliers is not None for _, inliers, _, _ in verified)
