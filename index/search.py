@@ -63,7 +63,8 @@ class Evidence:
 class ObjectMatch:
     """One ranked object. `score` is a cosine similarity (higher is closer);
     `inliers` the geometrically verified local matches (None when not re-ranked);
-    `probability` the calibrated match probability (None when uncalibrated)."""
+    `probability` the calibrated match probability (None when uncalibrated), which reads
+    `margin`, the lead over the best other candidate (0 where the pool is too small to tell)."""
 
     record: ObjectRecord
     score: float
@@ -71,6 +72,7 @@ class ObjectMatch:
     hits: list[QueryHit] = field(default_factory=list)
     inliers: int | None = None
     probability: float | None = None
+    margin: float = 0.0
     verdict: str = NO_MATCH
     evidence: Evidence | None = None
 
@@ -84,6 +86,7 @@ class ObjectMatch:
             "score": round(self.score, 4),
             "inliers": self.inliers,
             "probability": None if self.probability is None else round(self.probability, 4),
+            "margin": round(self.margin, 4),
             "verdict": self.verdict,
             "best_image": self.best_image.to_dict(),
             "hits": [h.to_dict() for h in self.hits],
@@ -292,6 +295,12 @@ def embed_queries(embedder: QueryEmbedder, arrays: Sequence[np.ndarray], text: S
     return np.vstack(parts).astype(np.float32), kinds
 
 
+# Margins are read only where the search found at least this many candidate objects: in a catalogue
+# (or a filtered search) of a handful of objects, the best of three unrelated ones can stand far
+# above the next by chance. The built-in fits saw 60+ objects; smaller pools read similarity alone.
+MARGIN_POOL = 20
+
+
 def rank(
     library: Library,
     xq: np.ndarray,
@@ -310,8 +319,11 @@ def rank(
     timings = dict(timings or {})
     t0 = time.perf_counter()
     kind = library.local_features if rerank > 0 and query_images else None
-    # at least the runner-up: a verdict reads how far the first answer stands above it, whatever k
-    matches = search_vectors(library, xq, kinds, k=max(k, rerank if kind else 0, 2), filters=filters)
+    # a verdict reads how far each answer stands above the best other one, whatever k: fetch the pool
+    matches = search_vectors(library, xq, kinds, k=max(k, rerank if kind else 0, MARGIN_POOL), filters=filters)
+    if len(matches) >= MARGIN_POOL:
+        for m, lead in zip(matches, margins([c.score for c in matches])):
+            m.margin = lead
     t1 = time.perf_counter()
     timings["search"] = (t1 - t0) * 1e3
     if kind:
@@ -323,9 +335,8 @@ def rank(
     if threshold is None:
         threshold = default_threshold(library.model)
     if calibration is not None:
-        # margins over every candidate scored, before any is cut at k (calibration_samples does the same)
-        for m, margin in zip(matches, margins([c.score for c in matches])):
-            m.probability = calibration.probability(m.score, m.inliers, margin)
+        for m in matches:
+            m.probability = calibration.probability(m.score, m.inliers, m.margin)
         hold_weak_evidence(matches, strong_evidence)
     for m in matches:
         if calibration is not None:

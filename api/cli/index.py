@@ -243,8 +243,7 @@ def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def format_calibration(c: Calibration) -> str:
     mode = "with geometric verification" if c.uses_inliers else "similarity only"
-    if c.margin_weight:
-        mode += f", reading the lead over the runner-up (weight {c.margin_weight:g})"
+    lead = f"; reads the lead over the runner-up (weight {c.margin_weight:g})" if c.margin_weight else ""
     return (f"  {mode}: strong match at p >= {c.strong:.3f} (held-out precision {c.precision['strong']:.3f}, "
             f"recall {c.recall['strong']:.3f}); possible match at p >= {c.possible:.3f} "
-            f"(precision {c.precision['possible']:.3f}, recall {c.recall['possible']:.3f})")
+            f"(precision {c.precision['possible']:.3f}, recall {c.recall['possible']:.3f}){lead}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from artefact.index.bench.queries import Query
-from artefact.index.calibration import margins
 from artefact.index.catalogue import SearchFilters
 from artefact.index.search import DEFAULT_RERANK, search
 
@@ -36,8 +35,7 @@ def collect_samples(library: Any, embedder: Any, queries: Sequence[Query], depth
         # threshold=1.0: plain ranking; verdicts are what is being fitted here.
         result = search(library, embedder, q.photos, k=depth, rerank=rerank,
                         filters=SearchFilters(include_recovered=True), threshold=1.0)
-        # margins among every candidate the search scored, as the service computes them
-        for m, margin in zip(result.matches, margins([c.score for c in result.matches])):
-            samples.append((float(m.score), m.inliers, int(m.record.object_id == q.expected_id), margin))
+        for m in result.matches:  # margins as the search read them (over its whole candidate pool)
+            samples.append((float(m.score), m.inliers, int(m.record.object_id == q.expected_id), m.margin))
             groups.append(n)
     return samples, groups

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from artefact.index.calibration import NO_MATCH, POSSIBLE, STRONG, Calibration
+from artefact.index.catalogue import SearchFilters
 from artefact.index.library import Library
 from artefact.index.search import search
 from artefact.index.verification import MIN_MATCHES
@@ -129,6 +130,12 @@ def test_verdicts_read_the_first_answers_lead_whatever_k(sample_library: Library
         assert wide.matches[0].probability > cal.probability(s[0])  # the lead counted
         assert len(one.matches) == 1 and one.matches[0].probability == pytest.approx(wide.matches[0].probability)
         assert one.matches[0].verdict == wide.matches[0].verdict
+        # a pool of a few objects (here the three that are not coins) cannot tell a lead from chance:
+        # similarity alone, the same figure as without a margin
+        few = search(sample_library, offline_embedder, [COIN_QUERY], k=5, rerank=0,
+                     filters=SearchFilters(object_type=("painting", "photograph", "architectural element")))
+        assert 1 < len(few.matches) and all(m.margin == 0.0 for m in few.matches)
+        assert few.matches[0].probability == pytest.approx(cal.probability(few.matches[0].score))
     finally:
         with sample_library.catalogue.transaction():
             sample_library.catalogue.db.execute("DELETE FROM meta WHERE key LIKE 'calibration%'")

@@ -185,8 +185,10 @@ def test_index_calibrate_is_stored_shown_and_used_by_the_next_search(copy_home: 
         (similarity_only["strong"], similarity_only["possible"], similarity_only["weights"])
     after = json.loads(here(home, "search", query, "--json", "--rerank", "0", config_dir=tiny_config_dir).stdout)
     cal = Calibration(**shown)
+    first, second = after["matches"][:2]  # the lead the verdict read: the first answer over the next
+    assert first["margin"] == pytest.approx(first["score"] - second["score"], abs=2e-4)
     for m in after["matches"]:
-        assert m["probability"] == pytest.approx(cal.probability(m["score"]), abs=1e-2)
+        assert m["probability"] == pytest.approx(cal.probability(m["score"], None, m["margin"]), abs=1e-2)
         # The JSON rounds probabilities to 4 places: where that rounding may cross a threshold (a
         # catalogue photo searched for itself sits on the fit's top point), either side's verdict is the search's.
         sides = {cal.verdict(m["probability"] + d) for d in (-5e-5, 0.0, 5e-5)}
