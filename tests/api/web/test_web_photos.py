@@ -67,6 +67,7 @@ def test_a_12_mp_photo_is_sent_reduced_and_upright(
     with v.page.expect_request("**/v1/search/photo") as sent:
         v.page.tap("#search-button")
     v.page.wait_for_selector("#results:not([hidden])")
+    answer = v.answer("search_id")
     [(name, data)] = multipart_files(sent.value)
     original = twelve_mp_photo.read_bytes()
     photo = Image.open(io.BytesIO(data))
@@ -75,7 +76,6 @@ def test_a_12_mp_photo_is_sent_reduced_and_upright(
     assert len(data) < len(original) / 4, (len(data), len(original))
     assert name == "IMG_4032.jpg"
     # What the service received and recorded is exactly this reduced photo, and it still finds the painting.
-    answer = next(a for a in v.answers if isinstance(a, dict) and "search_id" in a)
     record = audit_record(server, keys["officer"], answer["search_id"])
     assert record["query"]["photos_sha256"] == [hashlib.sha256(data).hexdigest()]
     assert answer["matches"][0]["object"]["id"] == "SMP-PAINT-01"
@@ -95,7 +95,7 @@ def test_full_size_sends_the_officers_own_file(
     v.sign_in(keys["officer"])
     v.page.check("#full-size-input")
     v.search_photo(twelve_mp_photo)
-    answer = next(a for a in v.answers if isinstance(a, dict) and "search_id" in a)
+    answer = v.answer("search_id")
     record = audit_record(server, keys["officer"], answer["search_id"])
     assert record["query"]["photos_sha256"] == [hashlib.sha256(twelve_mp_photo.read_bytes()).hexdigest()]
     assert record["query"]["filenames"] == ["IMG_4032.jpg"]
@@ -106,7 +106,7 @@ def test_heic_without_a_service_preview_is_sent_as_it_is(
     _, keys = web_home
     v = visit(PHONE_390)
     v.sign_in(keys["officer"])
-    meta = next(a for a in v.answers if isinstance(a, dict) and "record_fields" in a)
+    meta = v.answer("record_fields")
     if "preview" in meta.get("features", []):
         pytest.skip("this service makes previews (see the next test)")
     v.add_photos(HEIC_QUERY)
@@ -116,7 +116,7 @@ def test_heic_without_a_service_preview_is_sent_as_it_is(
     assert not any("/v1/preview" in u for u in v.requests), "no upload for a preview the service does not make"
     v.page.click("#search-button")
     v.page.wait_for_selector("#results:not([hidden])")
-    answer = next(a for a in v.answers if isinstance(a, dict) and "search_id" in a)
+    answer = v.answer("search_id")
     record = audit_record(server, keys["officer"], answer["search_id"])
     assert record["query"]["photos_sha256"] == [hashlib.sha256(HEIC_QUERY.read_bytes()).hexdigest()]
     assert answer["matches"][0]["object"]["id"] == "SMP-COIN-18"

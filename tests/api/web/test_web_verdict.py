@@ -68,7 +68,7 @@ def test_email_and_copy_carry_the_case_and_the_search_record(visit: Any, web_hom
     v = visit(PHONE_390, touch=True, clipboard=True)
     v.sign_in(keys["officer"])
     v.search_photo(PAINTING_QUERY)
-    answer = next(a for a in v.answers if isinstance(a, dict) and "search_id" in a)
+    answer = v.answer("search_id")
     href = v.page.get_attribute("#verdict a.action-mail", "href") or ""
     parts = urlsplit(href)
     assert parts.scheme == "mailto" and unquote(parts.path) == "sample-desk@example.org"
@@ -123,7 +123,7 @@ def test_without_the_new_fields_nothing_is_offered(visit: Any, web_home: tuple[P
     v = visit(PHONE_390)
     v.sign_in(keys["officer"])
     v.search_photo(PAINTING_QUERY)
-    answer = next(a for a in v.answers if isinstance(a, dict) and "search_id" in a)
+    answer = v.answer("search_id")
     if "sheet_pdf_url" not in answer:
         assert v.page.is_hidden("#sheet-pdf")
     if "short_id" not in answer:
@@ -135,7 +135,7 @@ def test_one_figure_in_words_and_none_without_calibration(visit: Any, web_home: 
     v = visit(DESKTOP)
     v.sign_in(keys["officer"])
     v.search_photo(PAINTING_QUERY)
-    answer = next(a for a in v.answers if isinstance(a, dict) and "search_id" in a)
+    answer = v.answer("search_id")
     top = answer["matches"][0]
     figure = v.page.locator("#verdict .verdict-figure")
     if top.get("probability") is not None:

@@ -165,6 +165,18 @@ class Visit:
             except Exception:  # noqa: BLE001 - a body the browser no longer holds; the page got it anyway
                 pass
 
+    def answer(self, key: str, timeout_s: float = 10.0) -> dict[str, Any]:
+        """The service's JSON answer that holds `key`. The page may show an answer before the
+        response listener has read its body (another round trip to the browser), so wait for it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = next((a for a in self.answers if isinstance(a, dict) and key in a), None)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no answer holding {key!r} in {len(self.answers)} answers")
+            self.page.wait_for_timeout(50)  # lets Playwright dispatch the pending response event
+
     def sign_in(self, key: str) -> None:
         self.page.fill("#key-input", key)
         self.page.press("#key-input", "Enter")  # keyboard, not a click
