@@ -159,6 +159,19 @@ def plain_offline_embedder(model_cache_dir: Path):
     )
 
 
+def _index_sample(home: Path, embedder) -> Path:
+    """data/sample (27 objects, 33 photos) ingested into `home` with `embedder`."""
+    from artefact.index.ingest import ingest_manifest
+    from artefact.index.library import Library
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    with Library(home) as library:
+        report = ingest_manifest(library, embedder, sample / "catalogue.csv", sample / "images",
+                                 workers=0, progress=False)
+    assert report.objects_created == 27 and report.images_added == 33, report
+    return home
+
+
 @pytest.fixture(scope="session")
 def offline_sample_home(tmp_path_factory, offline_embedder) -> Path:
     """data/sample (27 objects, 33 photos) indexed with the offline model, once per session: copy before writing.
@@ -166,28 +179,10 @@ def offline_sample_home(tmp_path_factory, offline_embedder) -> Path:
     Ingesting it (EfficientNet embeddings and SIFT features of 33 photos) is one of the suite's
     dearest fixtures; the tests that read it share this one.
     """
-    from artefact.index.ingest import ingest_manifest
-    from artefact.index.library import Library
-
-    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
-    home = tmp_path_factory.mktemp("offline-sample-home")
-    with Library(home) as library:
-        report = ingest_manifest(library, offline_embedder, sample / "catalogue.csv", sample / "images",
-                                 workers=0, progress=False)
-    assert report.objects_created == 27 and report.images_added == 33, report
-    return home
+    return _index_sample(tmp_path_factory.mktemp("offline-sample-home"), offline_embedder)
 
 
 @pytest.fixture(scope="session")
 def plain_sample_home(tmp_path_factory, plain_offline_embedder) -> Path:
     """data/sample indexed with the plain offline model (an index made before issue 14): copy before writing."""
-    from artefact.index.ingest import ingest_manifest
-    from artefact.index.library import Library
-
-    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
-    home = tmp_path_factory.mktemp("plain-sample-home")
-    with Library(home) as library:
-        report = ingest_manifest(library, plain_offline_embedder, sample / "catalogue.csv", sample / "images",
-                                 workers=0, progress=False)
-    assert report.objects_created == 27 and report.images_added == 33, report
-    return home
+    return _index_sample(tmp_path_factory.mktemp("plain-sample-home"), plain_offline_embedder)
