@@ -55,7 +55,7 @@ class Calibration:
     are low even when right. margin_weight 0 (the fits before it) reads similarity alone.
     """
 
-    weights: list[float]  # unverified piece: intercept, score
+    weights: list[float]  # unverified piece: intercept, score + w * margin
     uses_inliers: bool
     strong: float
     possible: float
