@@ -212,22 +212,8 @@ def fit(
     """
     if not samples:
         raise ValueError("no calibration samples")
-    has_margin = all(len(s) > 3 for s in samples)
-    tried = (0.0, *(w for w in margin_weights if w > 0)) if has_margin else (0.0,)
-    fits = [_fit_weighted(samples, uses_inliers, groups, seed, w) for w in tried]
-    floor = min(TARGET_PRECISION["strong"], fits[0].precision["strong"])  # fits[0]: weight 0
-    on_target = [c for c in fits if c.precision["strong"] >= floor]
-    # highest held-out strong recall, then possible recall; the smaller weight on a tie
-    return max(on_target, key=lambda c: (c.recall["strong"], c.recall["possible"], -c.margin_weight))
-
-
-def _fit_weighted(
-    samples: Sequence[tuple[Any, ...]], uses_inliers: bool, groups: Sequence[int] | None, seed: int,
-    margin_weight: float,
-) -> Calibration:
     score = np.array([s[0] for s in samples], dtype=np.float64)
     margin = np.array([s[3] if len(s) > 3 else 0.0 for s in samples], dtype=np.float64)
-    z = score + margin_weight * margin  # what the unverified piece reads
     inl = np.array([(s[1] or 0) if uses_inliers else 0 for s in samples], dtype=np.float64)
     y = np.array([s[2] for s in samples], dtype=np.float64)
     if y.min() == y.max():
@@ -240,13 +226,29 @@ def _fit_weighted(
     fit_idx, held_idx = ~held, held
     if y[fit_idx].min() == y[fit_idx].max() or y[held_idx].min() == y[held_idx].max():
         fit_idx = held_idx = np.ones(len(y), dtype=bool)  # too few samples to split: stated in `samples`
-    verified = inl >= MIN_VERIFIED
+    # The verified piece reads no margin: fitted once for every weight tried.
+    v = fit_idx & (inl >= MIN_VERIFIED)
     ones = np.ones(len(y))
-    u = fit_idx & ~verified
-    weights = _fit_piece(np.column_stack([ones, z])[u], y[u]) or [0.0, 0.0]
-    points = isotonic_points(z[u], y[u]) if u.sum() else []
-    v = fit_idx & verified
     v_weights = _fit_piece(np.column_stack([ones, score, np.log1p(inl)])[v], y[v]) if uses_inliers else []
+    has_margin = all(len(s) > 3 for s in samples)
+    tried = (0.0, *(w for w in margin_weights if w > 0)) if has_margin else (0.0,)
+    fits = [_fit_weighted(score, margin, inl, y, fit_idx, held_idx, v_weights, uses_inliers, w) for w in tried]
+    floor = min(TARGET_PRECISION["strong"], fits[0].precision["strong"])  # fits[0]: weight 0
+    on_target = [c for c in fits if c.precision["strong"] >= floor]
+    # highest held-out strong recall, then possible recall; the smaller weight on a tie
+    return max(on_target, key=lambda c: (c.recall["strong"], c.recall["possible"], -c.margin_weight))
+
+
+def _fit_weighted(
+    score: np.ndarray, margin: np.ndarray, inl: np.ndarray, y: np.ndarray, fit_idx: np.ndarray,
+    held_idx: np.ndarray, v_weights: list[float], uses_inliers: bool, margin_weight: float,
+) -> Calibration:
+    """The unverified piece and both thresholds for one margin weight, on the split `fit` drew."""
+    z = score + margin_weight * margin  # what the unverified piece reads
+    verified = inl >= MIN_VERIFIED
+    u = fit_idx & ~verified
+    weights = _fit_piece(np.column_stack([np.ones(len(y)), z])[u], y[u]) or [0.0, 0.0]
+    points = isotonic_points(z[u], y[u]) if u.sum() else []
     cal = Calibration(weights=weights, uses_inliers=uses_inliers, strong=1.0, possible=1.0,
                       verified_weights=v_weights, score_points=points, margin_weight=float(margin_weight))
     p = np.array([cal.probability(s, int(i), m) for s, i, m in zip(score, inl, margin)])
